@@ -1,0 +1,40 @@
+//! Builders of small DICOM streams for tests and examples in this workspace.
+
+use crate::{write_file, DataSet, Element, FileMetaOut, Syntax, Value, Vr};
+
+/// Shorthand for a text element.
+pub fn text(tag: u32, vr: Vr, s: &str) -> Element<'static> {
+    Element::text(tag, vr, s)
+}
+
+/// Shorthand for a sequence element.
+pub fn seq(tag: u32, items: Vec<DataSet<'static>>) -> Element<'static> {
+    Element { tag, vr: Vr::SQ, value: Value::Seq(items) }
+}
+
+/// A data set from elements (sorted by tag).
+pub fn dataset(elements: Vec<Element<'static>>) -> DataSet<'static> {
+    let mut ds = DataSet { elements };
+    ds.sort();
+    ds
+}
+
+/// A small CT-like Part 10 file (explicit VR little endian, 2×2 16-bit pixels).
+pub fn minimal_file() -> Vec<u8> {
+    let ds = dataset(vec![
+        text(0x0008_0016, Vr::UI, "1.2.840.10008.5.1.4.1.1.2"),
+        text(0x0008_0018, Vr::UI, "1.2.3.4.5.6.7"),
+        text(0x0008_0060, Vr::CS, "CT"),
+        text(0x0010_0010, Vr::PN, "Doe^Jane"),
+        text(0x0010_0020, Vr::LO, "PID-0001"),
+        text(0x0020_000D, Vr::UI, "1.2.3.4.5"),
+        text(0x0020_000E, Vr::UI, "1.2.3.4.5.6"),
+        Element::new(0x0028_0010, Vr::US, 2u16.to_le_bytes().to_vec()),
+        Element::new(0x0028_0011, Vr::US, 2u16.to_le_bytes().to_vec()),
+        Element::new(0x7FE0_0010, Vr::OW, vec![1u8, 0, 2, 0, 3, 0, 4, 0]),
+    ]);
+    let meta = FileMetaOut::for_dataset(&ds, "1.2.840.10008.1.2.1", "1.2.3", "TEST");
+    let mut out = Vec::new();
+    write_file(&mut out, &meta, &ds, Syntax::EXPLICIT_LE).expect("a small data set encodes");
+    out
+}
