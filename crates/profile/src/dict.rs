@@ -53,18 +53,21 @@ pub(crate) fn is_sequence_tag(tag: Tag) -> bool {
 ///
 /// The rule, on the dictionary keyword:
 /// - contains `ClassUID` (SOPClassUID, ReferencedSOPClassUID, ImplementationClassUID,
-///   ReferencedSOPClassUIDInFile, …) or `SOPClassesIn` (SOPClassesInStudy);
+///   ReferencedSOPClassUIDInFile, …) or `SOPClasses` (SOPClassesInStudy, SOPClassesSupported,
+///   PertinentSOPClassesInSeries, …);
 /// - contains `TransferSyntax` (TransferSyntaxUID, ReferencedTransferSyntaxUIDInFile, …);
-/// - is one of CodingSchemeUID, ContextGroupExtensionCreatorUID, PrivateInformationCreatorUID,
-///   MappingResourceUID, TemplateExtensionOrganizationUID, TemplateExtensionCreatorUID.
+/// - is one of CodingSchemeUID, ContextUID, ContextGroupExtensionCreatorUID,
+///   PrivateInformationCreatorUID, MappingResourceUID, TemplateExtensionOrganizationUID,
+///   TemplateExtensionCreatorUID.
 pub fn is_kind_uid(tag: Tag) -> bool {
     tag_keyword(tag).is_some_and(is_kind_uid_keyword)
 }
 
 /// [`is_kind_uid`] on a keyword.
 pub fn is_kind_uid_keyword(keyword: &str) -> bool {
-    const NAMED: [&str; 6] = [
+    const NAMED: [&str; 7] = [
         "CodingSchemeUID",
+        "ContextUID",
         "ContextGroupExtensionCreatorUID",
         "PrivateInformationCreatorUID",
         "MappingResourceUID",
@@ -72,7 +75,7 @@ pub fn is_kind_uid_keyword(keyword: &str) -> bool {
         "TemplateExtensionCreatorUID",
     ];
     keyword.contains("ClassUID")
-        || keyword.contains("SOPClassesIn")
+        || keyword.contains("SOPClasses")
         || keyword.contains("TransferSyntax")
         || NAMED.contains(&keyword)
 }
@@ -105,6 +108,9 @@ mod tests {
             0x0008_010C, // CodingSchemeUID
             0x0008_0062, // SOPClassesInStudy
             0x0004_1510, // ReferencedSOPClassUIDInFile
+            0x0008_115A, // SOPClassesSupported
+            0x0008_0117, // ContextUID
+            0x0004_1512, // ReferencedTransferSyntaxUIDInFile
         ] {
             assert!(is_kind_uid(kind), "{:08X} {:?}", kind, tag_keyword(kind));
         }
@@ -114,6 +120,8 @@ mod tests {
             0x0008_1155, // ReferencedSOPInstanceUID
             0x0020_0052, // FrameOfReferenceUID
             0x0008_0014, // InstanceCreatorUID
+            0x0020_9312, // VolumeFrameOfReferenceUID
+            0x0040_E030, // RepositoryUniqueID
         ] {
             assert!(
                 !is_kind_uid(instance),
