@@ -28,7 +28,9 @@
 pub mod batch;
 
 use dicom_deid_scrub::{verify, Scrubber};
-use dicom_deid_wire::{parse_dataset, read_file, tags as wt, write_file, DataSet, FileMetaOut, Limits, Syntax};
+use dicom_deid_wire::{
+    parse_dataset, read_file, tags as wt, write_file, DataSet, FileMetaOut, Limits, Syntax,
+};
 use snafu::Snafu;
 
 pub use dicom_deid_profile::{Action, Code, DeidOption, Profile, Source};
@@ -83,7 +85,9 @@ impl From<dicom_deid_wire::Error> for Rejection {
     fn from(e: dicom_deid_wire::Error) -> Self {
         match e {
             dicom_deid_wire::Error::NotDicom => Rejection::NotDicom,
-            other => Rejection::Unreadable { reason: other.to_string() },
+            other => Rejection::Unreadable {
+                reason: other.to_string(),
+            },
         }
     }
 }
@@ -129,7 +133,12 @@ pub struct Engine {
 impl Engine {
     /// An engine with default limits.
     pub fn new(profile: Profile, key: Key) -> Engine {
-        Engine { profile, key, limits: Limits::default(), allow_burned_in: false }
+        Engine {
+            profile,
+            key,
+            limits: Limits::default(),
+            allow_burned_in: false,
+        }
     }
 
     /// Replaces the parsing limits.
@@ -158,7 +167,8 @@ impl Engine {
 
     /// De-identifies one instance.
     pub fn process(&self, input: &[u8]) -> Result<Processed, Rejection> {
-        self.run(input, true).map(|(bytes, report)| Processed { bytes, report })
+        self.run(input, true)
+            .map(|(bytes, report)| Processed { bytes, report })
     }
 
     /// A dry run: what would change, without encoding.
@@ -171,27 +181,49 @@ impl Engine {
         let inflated;
         let (body, syntax, ts_out) = if raw.syntax.deflated {
             inflated = raw.inflate(&self.limits)?;
-            (&inflated[..], Syntax::EXPLICIT_LE, Syntax::EXPLICIT_LE.native_uid().to_string())
+            (
+                &inflated[..],
+                Syntax::EXPLICIT_LE,
+                Syntax::EXPLICIT_LE.native_uid().to_string(),
+            )
         } else {
             (raw.body, raw.syntax, raw.transfer_syntax_uid.clone())
         };
         let mut ds = parse_dataset(body, syntax, &self.limits)?;
 
-        let class = ds.str(wt::SOP_CLASS_UID).map(str::to_string).or_else(|| raw.meta.media_storage_sop_class_uid.clone()).unwrap_or_default();
+        let class = ds
+            .str(wt::SOP_CLASS_UID)
+            .map(str::to_string)
+            .or_else(|| raw.meta.media_storage_sop_class_uid.clone())
+            .unwrap_or_default();
         if class == MEDIA_DIRECTORY_STORAGE || ds.get(DIRECTORY_RECORD_SEQUENCE).is_some() {
             return UnsupportedSnafu { reason: "a DICOMDIR is a media index, not an instance; rebuild it from the de-identified files" }.fail();
         }
         if class.is_empty() {
-            return UnsupportedSnafu { reason: "no SOP Class UID (0008,0016) in the data set or file meta" }.fail();
+            return UnsupportedSnafu {
+                reason: "no SOP Class UID (0008,0016) in the data set or file meta",
+            }
+            .fail();
         }
         if ds.str(wt::SOP_INSTANCE_UID).is_none_or(str::is_empty) {
-            return UnsupportedSnafu { reason: "no SOP Instance UID (0008,0018)" }.fail();
+            return UnsupportedSnafu {
+                reason: "no SOP Instance UID (0008,0018)",
+            }
+            .fail();
         }
-        if !self.allow_burned_in && ds.str(BURNED_IN_ANNOTATION).is_some_and(|v| v.eq_ignore_ascii_case("YES")) {
+        if !self.allow_burned_in
+            && ds
+                .str(BURNED_IN_ANNOTATION)
+                .is_some_and(|v| v.eq_ignore_ascii_case("YES"))
+        {
             return UnsupportedSnafu { reason: "BurnedInAnnotation (0028,0301) is YES and no pixel clean is applied (the pixel stage is not available yet)" }.fail();
         }
         if ds.get(wt::SOP_CLASS_UID).is_none() {
-            ds.put(dicom_deid_wire::Element::text(wt::SOP_CLASS_UID, dicom_deid_wire::Vr::UI, &class));
+            ds.put(dicom_deid_wire::Element::text(
+                wt::SOP_CLASS_UID,
+                dicom_deid_wire::Vr::UI,
+                &class,
+            ));
         }
 
         let outcome = Scrubber::new(&self.profile, &self.key).scrub(&mut ds);
@@ -217,14 +249,26 @@ impl Engine {
             implementation_version_name: IMPLEMENTATION_VERSION_NAME.to_string(),
         };
         let mut out = Vec::with_capacity(input.len() + 1024);
-        write_file(&mut out, &meta, &ds, syntax).map_err(|e| Rejection::Unsupported { reason: format!("cannot encode the output: {e}") })?;
+        write_file(&mut out, &meta, &ds, syntax).map_err(|e| Rejection::Unsupported {
+            reason: format!("cannot encode the output: {e}"),
+        })?;
         drop(ds);
 
         // Verify what was actually encoded, not the tree we meant to encode.
-        let reread = read_file(&out, &self.limits).and_then(|r| r.parse(&self.limits)).map_err(|e| Rejection::Unsupported { reason: format!("our output does not re-read: {e}") })?;
-        verify(&reread, &outcome.forbidden).map_err(|leak| Rejection::Leak { tag: leak.tag, path: leak.path })?;
+        let reread = read_file(&out, &self.limits)
+            .and_then(|r| r.parse(&self.limits))
+            .map_err(|e| Rejection::Unsupported {
+                reason: format!("our output does not re-read: {e}"),
+            })?;
+        verify(&reread, &outcome.forbidden).map_err(|leak| Rejection::Leak {
+            tag: leak.tag,
+            path: leak.path,
+        })?;
         if reread.str(dicom_deid_scrub::tags::PATIENT_IDENTITY_REMOVED) != Some("YES") {
-            return UnsupportedSnafu { reason: "PatientIdentityRemoved (0012,0062) missing from the output" }.fail();
+            return UnsupportedSnafu {
+                reason: "PatientIdentityRemoved (0012,0062) missing from the output",
+            }
+            .fail();
         }
         drop(reread);
         Ok((out, report))

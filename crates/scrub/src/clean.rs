@@ -81,7 +81,13 @@ fn blank_dates(text: &mut [u8], blank: u8) {
                 j += 1;
             }
             groups.push(j - start);
-            if j < n && matches!(text[j], b'.' | b'/' | b'-') && sep.is_none_or(|s| s == text[j]) && j + 1 < n && text[j + 1].is_ascii_digit() && groups.len() < 3 {
+            if j < n
+                && matches!(text[j], b'.' | b'/' | b'-')
+                && sep.is_none_or(|s| s == text[j])
+                && j + 1 < n
+                && text[j + 1].is_ascii_digit()
+                && groups.len() < 3
+            {
                 sep = Some(text[j]);
                 j += 1;
                 continue;
@@ -97,15 +103,25 @@ fn blank_dates(text: &mut [u8], blank: u8) {
                 _ => false,
             };
         if date_like {
-            text[i..j].iter_mut().filter(|b| b.is_ascii_digit()).for_each(|b| *b = blank);
+            text[i..j]
+                .iter_mut()
+                .filter(|b| b.is_ascii_digit())
+                .for_each(|b| *b = blank);
         }
         i = j.max(i + 1);
     }
 }
 
 fn plausible_yyyymmdd(d: &[u8]) -> bool {
-    let num = |r: std::ops::Range<usize>| std::str::from_utf8(&d[r]).ok().and_then(|s| s.parse::<u32>().ok()).unwrap_or(0);
-    (1900..=2099).contains(&num(0..4)) && (1..=12).contains(&num(4..6)) && (1..=31).contains(&num(6..8))
+    let num = |r: std::ops::Range<usize>| {
+        std::str::from_utf8(&d[r])
+            .ok()
+            .and_then(|s| s.parse::<u32>().ok())
+            .unwrap_or(0)
+    };
+    (1900..=2099).contains(&num(0..4))
+        && (1..=12).contains(&num(4..6))
+        && (1..=31).contains(&num(6..8))
 }
 
 #[cfg(test)]
@@ -113,12 +129,18 @@ mod tests {
     use super::*;
 
     fn terms(t: &[&str]) -> Vec<Vec<u8>> {
-        t.iter().map(|s| s.as_bytes().to_ascii_uppercase()).collect()
+        t.iter()
+            .map(|s| s.as_bytes().to_ascii_uppercase())
+            .collect()
     }
 
     #[test]
     fn blanks_identifying_tokens_case_insensitively() {
-        let out = clean_text(b"CT head for Jane Doe, MRN PID-0001", Vr::LO, &terms(&["jane", "doe", "PID-0001"]));
+        let out = clean_text(
+            b"CT head for Jane Doe, MRN PID-0001",
+            Vr::LO,
+            &terms(&["jane", "doe", "PID-0001"]),
+        );
         assert_eq!(out, b"CT head for **** ***, MRN ********");
     }
 
@@ -130,9 +152,19 @@ mod tests {
 
     #[test]
     fn blanks_date_like_tokens() {
-        assert_eq!(clean_text(b"seen 2024-03-01 and 01/03/2024", Vr::LT, &[]), b"seen ****-**-** and **/**/****");
-        assert_eq!(clean_text(b"exam 20240301 v1.2", Vr::LT, &[]), b"exam ******** v1.2");
-        assert_eq!(clean_text(b"series 12345678", Vr::LT, &[]), b"series 12345678", "not a plausible date");
+        assert_eq!(
+            clean_text(b"seen 2024-03-01 and 01/03/2024", Vr::LT, &[]),
+            b"seen ****-**-** and **/**/****"
+        );
+        assert_eq!(
+            clean_text(b"exam 20240301 v1.2", Vr::LT, &[]),
+            b"exam ******** v1.2"
+        );
+        assert_eq!(
+            clean_text(b"series 12345678", Vr::LT, &[]),
+            b"series 12345678",
+            "not a plausible date"
+        );
     }
 
     #[test]

@@ -25,7 +25,15 @@ pub fn civil_from_days(z: i64) -> (i64, u32, u32) {
     let mp = (5 * doy + 2) / 153;
     let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
     let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    (if m <= 2 { yoe + era * 400 + 1 } else { yoe + era * 400 }, m, d)
+    (
+        if m <= 2 {
+            yoe + era * 400 + 1
+        } else {
+            yoe + era * 400
+        },
+        m,
+        d,
+    )
 }
 
 fn digits(b: &[u8]) -> Option<u32> {
@@ -39,17 +47,23 @@ fn digits(b: &[u8]) -> Option<u32> {
 pub fn parse_da(v: &[u8]) -> Option<(i64, u32, u32)> {
     let (y, m, d) = match v.len() {
         8 => (digits(&v[0..4])?, digits(&v[4..6])?, digits(&v[6..8])?),
-        10 if v[4] == b'.' && v[7] == b'.' => (digits(&v[0..4])?, digits(&v[5..7])?, digits(&v[8..10])?),
+        10 if v[4] == b'.' && v[7] == b'.' => {
+            (digits(&v[0..4])?, digits(&v[5..7])?, digits(&v[8..10])?)
+        }
         _ => return None,
     };
-    let valid = (1..=12).contains(&m) && d >= 1 && civil_from_days(days_from_civil(y as i64, m, d)) == (y as i64, m, d);
+    let valid = (1..=12).contains(&m)
+        && d >= 1
+        && civil_from_days(days_from_civil(y as i64, m, d)) == (y as i64, m, d);
     valid.then_some((y as i64, m, d))
 }
 
 fn shift_date(v: &[u8], days: i64) -> Option<String> {
     let (y, m, d) = parse_da(v)?;
     let (y, m, d) = civil_from_days(days_from_civil(y, m, d) + days);
-    (0..=9999).contains(&y).then(|| format!("{y:04}{m:02}{d:02}"))
+    (0..=9999)
+        .contains(&y)
+        .then(|| format!("{y:04}{m:02}{d:02}"))
 }
 
 /// Shifts every value of a DA or DT element by `days`. DT keeps its time, fraction
@@ -92,7 +106,9 @@ pub fn shift_value(bytes: &[u8], vr: Vr, days: i64) -> Option<Vec<u8>> {
 /// Ways a date is commonly written in free text: ISO, with dots and slashes, day
 /// first and month first.
 pub fn written_forms(v: &[u8]) -> Vec<Vec<u8>> {
-    let Some((y, m, d)) = parse_da(trim(v)) else { return Vec::new() };
+    let Some((y, m, d)) = parse_da(trim(v)) else {
+        return Vec::new();
+    };
     [
         format!("{y:04}-{m:02}-{d:02}"),
         format!("{y:04}/{m:02}/{d:02}"),
@@ -119,7 +135,10 @@ mod tests {
             assert_eq!(days_from_civil(y, m, d), z);
         }
         assert_eq!(days_from_civil(1970, 1, 1), 0);
-        assert_eq!(civil_from_days(days_from_civil(2000, 2, 29) + 1), (2000, 3, 1));
+        assert_eq!(
+            civil_from_days(days_from_civil(2000, 2, 29) + 1),
+            (2000, 3, 1)
+        );
     }
 
     #[test]
@@ -128,8 +147,15 @@ mod tests {
         let b = shift_value(b"20240228", Vr::DA, -400).unwrap();
         let (ya, ma, da) = parse_da(&a).unwrap();
         let (yb, mb, db) = parse_da(&b).unwrap();
-        assert_eq!(days_from_civil(ya, ma, da) - days_from_civil(yb, mb, db), 2, "a leap day lies between");
-        assert_eq!(shift_value(b"20240301\\20240302", Vr::DA, 1).unwrap(), b"20240302\\20240303");
+        assert_eq!(
+            days_from_civil(ya, ma, da) - days_from_civil(yb, mb, db),
+            2,
+            "a leap day lies between"
+        );
+        assert_eq!(
+            shift_value(b"20240301\\20240302", Vr::DA, 1).unwrap(),
+            b"20240302\\20240303"
+        );
         assert_eq!(shift_value(b"1999.12.31", Vr::DA, 1).unwrap(), b"20000101");
         assert!(shift_value(b"20241301", Vr::DA, 1).is_none(), "month 13");
         assert!(shift_value(b"2024", Vr::DA, 1).is_none());
@@ -138,7 +164,10 @@ mod tests {
 
     #[test]
     fn shifts_dt_keeping_time_and_precision() {
-        assert_eq!(shift_value(b"20240301123000.5+0100", Vr::DT, -1).unwrap(), b"20240229123000.5+0100 ");
+        assert_eq!(
+            shift_value(b"20240301123000.5+0100", Vr::DT, -1).unwrap(),
+            b"20240229123000.5+0100 "
+        );
         assert_eq!(shift_value(b"2024", Vr::DT, -1).unwrap(), b"2023");
         assert_eq!(shift_value(b"202403", Vr::DT, -1).unwrap(), b"202402");
         assert!(shift_value(b"20", Vr::DT, 1).is_none());

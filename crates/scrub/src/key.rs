@@ -79,7 +79,9 @@ impl Key {
     /// A fresh random key.
     pub fn generate() -> Result<Key, KeyError> {
         let mut bytes = [0u8; 32];
-        getrandom::fill(&mut bytes).map_err(|e| KeyError::Random { reason: e.to_string() })?;
+        getrandom::fill(&mut bytes).map_err(|e| KeyError::Random {
+            reason: e.to_string(),
+        })?;
         Ok(Key { bytes })
     }
 
@@ -101,7 +103,10 @@ impl Key {
         }
         let mut bytes = [0u8; 32];
         for (i, out) in bytes.iter_mut().enumerate() {
-            *out = u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).map_err(|_| KeyError::Format { path: path.to_path_buf() })?;
+            *out =
+                u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).map_err(|_| KeyError::Format {
+                    path: path.to_path_buf(),
+                })?;
         }
         Ok(Key { bytes })
     }
@@ -117,7 +122,8 @@ impl Key {
         }
         let mut file = options.open(path).context(WriteSnafu { path })?;
         let hex: String = self.bytes.iter().map(|b| format!("{b:02x}")).collect();
-        file.write_all(format!("{hex}\n").as_bytes()).context(WriteSnafu { path })?;
+        file.write_all(format!("{hex}\n").as_bytes())
+            .context(WriteSnafu { path })?;
         file.sync_all().context(WriteSnafu { path })
     }
 
@@ -127,12 +133,16 @@ impl Key {
         let mut h = Sha256::new();
         h.update(b"dicom-deid key id\0");
         h.update(self.bytes);
-        h.finalize()[..8].iter().map(|b| format!("{b:02x}")).collect()
+        h.finalize()[..8]
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect()
     }
 
     /// HMAC-SHA256 of `message` under this key.
     pub fn mac(&self, message: &[u8]) -> [u8; 32] {
-        let mut m = <Hmac<Sha256> as Mac>::new_from_slice(&self.bytes).expect("HMAC takes any key length");
+        let mut m =
+            <Hmac<Sha256> as Mac>::new_from_slice(&self.bytes).expect("HMAC takes any key length");
         m.update(message);
         m.finalize().into_bytes().into()
     }
@@ -172,10 +182,16 @@ mod tests {
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
-            assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
+            assert_eq!(
+                std::fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+                0o600
+            );
         }
         // Never overwrites an existing key.
-        assert!(matches!(Key::generate().unwrap().write_new(&path), Err(KeyError::Write { .. })));
+        assert!(matches!(
+            Key::generate().unwrap().write_new(&path),
+            Err(KeyError::Write { .. })
+        ));
     }
 
     #[cfg(unix)]
@@ -188,15 +204,24 @@ mod tests {
         for mode in [0o640, 0o604, 0o644, 0o660] {
             std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
             let err = Key::load(&path).unwrap_err();
-            assert!(matches!(err, KeyError::Permissions { .. }), "{mode:o}: {err}");
-            assert!(!err.to_string().contains("0101"), "the message must not show key bytes");
+            assert!(
+                matches!(err, KeyError::Permissions { .. }),
+                "{mode:o}: {err}"
+            );
+            assert!(
+                !err.to_string().contains("0101"),
+                "the message must not show key bytes"
+            );
         }
     }
 
     #[test]
     fn malformed_key_files_are_refused() {
         let dir = tempfile::tempdir().unwrap();
-        for (i, text) in ["", "abc", &"z".repeat(64), &"a".repeat(63)].iter().enumerate() {
+        for (i, text) in ["", "abc", &"z".repeat(64), &"a".repeat(63)]
+            .iter()
+            .enumerate()
+        {
             let path = dir.path().join(format!("k{i}"));
             std::fs::write(&path, text).unwrap();
             #[cfg(unix)]
@@ -204,7 +229,10 @@ mod tests {
                 use std::os::unix::fs::PermissionsExt;
                 std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
             }
-            assert!(matches!(Key::load(&path), Err(KeyError::Format { .. })), "{text:?}");
+            assert!(
+                matches!(Key::load(&path), Err(KeyError::Format { .. })),
+                "{text:?}"
+            );
         }
     }
 

@@ -10,9 +10,9 @@
 //! | --- | --- | --- |
 //! | Remove (X) | element removed; removing Overlay Data removes its whole 60xx overlay group at that level | removed with its items |
 //! | Empty (Z) | zero-length value, except Patient's Name (0010,0010), which gets the keyed pseudonym (Z allows a dummy) | zero items |
-//! | Dummy (D) | a fixed value valid for the VR ([`dummy`]); Patient ID (0010,0020) gets the keyed pseudonym `DEID-<16 hex>`; UI values are remapped as for U | kept, items de-identified in *dummy mode*: nested free text the table would remove is replaced by a dummy instead, so Type 1 content stays present |
+//! | Dummy (D) | a fixed value valid for the VR ([`dummy`]); Patient ID (0010,0020) gets the keyed pseudonym `DEID-<16 hex>`; UI values are remapped as for U | kept, items de-identified in *dummy mode*: nested free text the table would remove or keep is replaced by a dummy, so the items keep their structure and codes but none of their prose |
 //! | Keep (K) | unchanged | kept, items de-identified |
-//! | Clean (C) | free text: identifying values of this instance blanked ([`clean`]); DA/DT: shifted by the patient's keyed offset; TM: unchanged (whole-day shifts keep the time of day); AE: keyed pseudonym; UI: remapped; binary (overlay/curve bitmaps): removed — a bitmap cannot be cleaned without the pixel stage | kept, items de-identified in *clean mode*: nested free text the table would remove is cleaned instead |
+//! | Clean (C) | free text: identifying values of this instance blanked ([`clean`]); DA/DT: shifted by the patient's keyed offset; TM: unchanged (whole-day shifts keep the time of day); AE: keyed pseudonym; UI: remapped; binary (overlay/curve bitmaps): removed — a bitmap cannot be cleaned without the pixel stage | kept, items de-identified in *clean mode*: nested free text the table would remove or keep is cleaned (names are dummied) |
 //! | Uid (U) | each UID value → `2.25.` + decimal of the first 128 bits of HMAC-SHA256(key, UID); UIDs under the DICOM root `1.2.840.10008.` never change | — |
 //!
 //! Group lengths, command (0000) and directory (0004) groups and any stray file
@@ -21,14 +21,25 @@
 //!
 //! ## Identifying values and verification
 //!
-//! Before changing anything, one pass gathers the *forbidden values*: every value
-//! of a string attribute (AE, DA, DT, LO, LT, PN, SH, ST, UC, UT, UR, UI; not the
-//! coded or numeric CS, AS, DS, IS, TM) that the profile removes or replaces, and,
-//! for person names, each name component. After encoding, [`verify`] re-reads the
-//! output and rejects it if any forbidden value (of at least 3 characters; 4 for
-//! pure digits) still occurs as a whole token, case-insensitively, in any such
-//! attribute, or any original UID that was remapped appears anywhere. Values that
-//! a kept attribute legitimately holds, and our own dummy vocabulary, are exempt.
+//! Before changing anything, one pass gathers the *forbidden values*:
+//!
+//! - every original UID that is removed or replaced (UI values of any action but
+//!   Keep), wherever it sits;
+//! - every value of an *identifying* string attribute that the profile removes or
+//!   replaces: person names (PN, and each name component), dates (DA and DT, with
+//!   the written forms of a DA), and attributes whose keyword says they hold an
+//!   ID, number, address, telephone, institution, station, location, mail address
+//!   or issuer. Other removed values (a code meaning, "SIEMENS") are not watched:
+//!   a kept attribute may legitimately share them.
+//!
+//! After encoding, [`verify`] re-reads the output and rejects it if a forbidden UID
+//! is the value of any UI attribute or a token of any text, or a forbidden value
+//! (at least 3 characters; 4 for pure digits) occurs as a whole token,
+//! case-insensitively, in any AE, DA, DT, LO, LT, PN, SH, ST, UC, UT or UR value
+//! at any depth. Exempt: a value that a kept attribute holds exactly, a word of a
+//! kept vendor or coding attribute (Manufacturer, ManufacturerModelName,
+//! SoftwareVersions, CodeValue, CodingSchemeDesignator, CodeMeaning), and our own
+//! dummy vocabulary. The same identifying values drive Clean ([`clean`]).
 //!
 //! ```
 //! use dicom_deid_scrub::{Scrubber, key::Key};
@@ -52,7 +63,9 @@ mod verify;
 
 use std::collections::{HashMap, HashSet};
 
-use dicom_deid_profile::{tag_keyword, Action, Code, DeidOption, ElementCtx, Longitudinal, Profile, Source};
+use dicom_deid_profile::{
+    tag_keyword, Action, Code, DeidOption, ElementCtx, Longitudinal, Profile, Source,
+};
 use dicom_deid_wire::{element, group, tag_str, trim, DataSet, Element, Tag, Value, Vr};
 
 pub use verify::{verify, Leak};
@@ -118,7 +131,12 @@ pub struct Forbidden {
 
 impl std::fmt::Debug for Forbidden {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "Forbidden {{ {} terms, {} uids, **REDACTED** }}", self.terms.len(), self.uids.len())
+        write!(
+            f,
+            "Forbidden {{ {} terms, {} uids, **REDACTED** }}",
+            self.terms.len(),
+            self.uids.len()
+        )
     }
 }
 
@@ -157,8 +175,37 @@ struct Instance {
     clean_terms: Vec<Vec<u8>>,
 }
 
+/// Kept attributes whose words are the vendor's or a coding system's vocabulary:
+/// a removed value that is one of those words ("TOSHIBA" as an institution name
+/// beside the manufacturer "TOSHIBA_MEC") is not a leak where it appears.
+const VOCABULARY: &[Tag] = &[
+    0x0008_0070, // Manufacturer
+    0x0008_1090, // ManufacturerModelName
+    0x0018_1020, // SoftwareVersions
+    0x0008_0100, // CodeValue
+    0x0008_0102, // CodingSchemeDesignator
+    0x0008_0104, // CodeMeaning
+];
+
 /// Text we write ourselves: never counted as a leak.
-const OWN_VOCABULARY: &[&[u8]] = &[b"ANONYMIZED", b"ANONYMOUS", b"DEIDENTIFIED", b"REMOVED", b"DEID", b"YES", b"NO", b"DCM"];
+const OWN_VOCABULARY: &[&[u8]] = &[
+    b"ANONYMIZED",
+    b"ANONYMOUS",
+    b"DEIDENTIFIED",
+    b"REMOVED",
+    b"DEID",
+    b"YES",
+    b"NO",
+    b"DCM",
+    b"19000101",
+    b"19000101000000",
+    b"1900-01-01",
+    b"01/01/1900",
+    b"1900/01/01",
+    b"01.01.1900",
+    b"01-01-1900",
+    b"1900.01.01",
+];
 
 impl<'p> Scrubber<'p> {
     /// A scrubber for this profile and key.
@@ -179,7 +226,12 @@ impl<'p> Scrubber<'p> {
     // ---- survey: what identifies this instance -------------------------------
 
     fn survey(&self, ds: &DataSet<'_>, forbidden: &mut Forbidden) -> Instance {
-        let text = |tag| ds.get(tag).and_then(|e| e.bytes()).map(trim).unwrap_or_default();
+        let text = |tag| {
+            ds.get(tag)
+                .and_then(|e| e.bytes())
+                .map(trim)
+                .unwrap_or_default()
+        };
         let mut identity = Vec::new();
         if !text(PATIENT_ID).is_empty() {
             identity.extend_from_slice(b"id\0");
@@ -196,18 +248,36 @@ impl<'p> Scrubber<'p> {
         let shift = self.profile.date_shift();
         let span = (shift.max_days as i64 - shift.min_days as i64 + 1).max(1) as u64;
         let mac = self.key.mac_labeled("date-offset", &identity);
-        let day_offset = shift.min_days as i64 + (u64::from_be_bytes(mac[..8].try_into().unwrap()) % span) as i64;
+        let day_offset = shift.min_days as i64
+            + (u64::from_be_bytes(mac[..8].try_into().unwrap()) % span) as i64;
 
         let mut kept = HashSet::new();
         let mut clean_terms = HashSet::new();
         let mut path = Vec::new();
-        self.collect(ds, &mut path, Mode::Normal, forbidden, &mut clean_terms, &mut kept);
+        self.collect(
+            ds,
+            &mut path,
+            Mode::Normal,
+            forbidden,
+            &mut clean_terms,
+            &mut kept,
+        );
         // A value an attribute legitimately keeps is not a leak elsewhere.
-        forbidden.terms.retain(|t| !kept.contains(t) && !OWN_VOCABULARY.contains(&t.as_slice()));
-        let mut clean_terms: Vec<Vec<u8>> = clean_terms.into_iter().filter(|t| !kept.contains(t)).collect();
+        forbidden
+            .terms
+            .retain(|t| !kept.contains(t) && !OWN_VOCABULARY.contains(&t.as_slice()));
+        forbidden.uids.retain(|u| !kept.contains(u));
+        let mut clean_terms: Vec<Vec<u8>> = clean_terms
+            .into_iter()
+            .filter(|t| !kept.contains(t))
+            .collect();
         // Longest first, so "DOE^JANE" is blanked before "DOE".
         clean_terms.sort_by(|a, b| b.len().cmp(&a.len()).then_with(|| a.cmp(b)));
-        Instance { patient_code, day_offset, clean_terms }
+        Instance {
+            patient_code,
+            day_offset,
+            clean_terms,
+        }
     }
 
     fn collect(
@@ -222,7 +292,7 @@ impl<'p> Scrubber<'p> {
         let creators = private_creators(ds);
         for e in &ds.elements {
             let resolved = self.resolve(e, path, &creators);
-            let action = effective(mode, resolved.action, e.vr);
+            let action = effective(mode, resolved.action, e.tag, e.vr);
             match &e.value {
                 Value::Seq(items) => {
                     let inner = inner_mode(mode, action);
@@ -241,11 +311,19 @@ impl<'p> Scrubber<'p> {
                         Action::Keep | Action::KeepRecurse => {
                             for v in values {
                                 kept.insert(v.to_ascii_uppercase());
+                                if VOCABULARY.contains(&e.tag) {
+                                    for word in v
+                                        .split(|b| !b.is_ascii_alphanumeric())
+                                        .filter(|w| !w.is_empty())
+                                    {
+                                        kept.insert(word.to_ascii_uppercase());
+                                    }
+                                }
                             }
                         }
                         Action::Uid if e.vr == Vr::UI => {
                             for v in values {
-                                if !is_registry_uid(v) {
+                                if !v.is_empty() && !is_registry_uid(v) {
                                     forbidden.uids.insert(v.to_vec());
                                 }
                             }
@@ -253,23 +331,25 @@ impl<'p> Scrubber<'p> {
                         // A cleaned value keeps its non-identifying words; the
                         // identifying ones come from the attributes below.
                         Action::Clean => {}
-                        _ => {
-                            let identifying = is_identifying(e.tag, e.vr);
+                        _ if e.vr == Vr::UI => {
                             for v in values {
-                                if e.vr == Vr::UI {
-                                    if !is_registry_uid(v) {
-                                        forbidden.uids.insert(v.to_vec());
-                                    }
-                                    continue;
+                                if !v.is_empty() && !is_registry_uid(v) {
+                                    forbidden.uids.insert(v.to_vec());
                                 }
+                            }
+                        }
+                        // Only values that identify someone or somewhere are
+                        // watched: a removed attribute may share a harmless value
+                        // ("SIEMENS", a code meaning) with one that is kept.
+                        _ if is_identifying(e.tag, e.vr) => {
+                            for v in values {
                                 for term in terms_of(v, e.vr) {
-                                    if identifying {
-                                        clean_terms.insert(term.clone());
-                                    }
+                                    clean_terms.insert(term.clone());
                                     forbidden.terms.insert(term);
                                 }
                             }
                         }
+                        _ => {}
                     }
                 }
                 Value::Fragments(_) => {}
@@ -277,14 +357,31 @@ impl<'p> Scrubber<'p> {
         }
     }
 
-    fn resolve(&self, e: &Element<'_>, path: &[Tag], creators: &HashMap<(u16, u8), String>) -> dicom_deid_profile::Resolved {
+    fn resolve(
+        &self,
+        e: &Element<'_>,
+        path: &[Tag],
+        creators: &HashMap<(u16, u8), String>,
+    ) -> dicom_deid_profile::Resolved {
         let private_creator = private_creator_of(e, creators);
-        self.profile.resolve(&ElementCtx { tag: e.tag, vr: e.vr.0, private_creator: private_creator.as_deref(), path })
+        self.profile.resolve(&ElementCtx {
+            tag: e.tag,
+            vr: e.vr.0,
+            private_creator: private_creator.as_deref(),
+            path,
+        })
     }
 
     // ---- apply ----------------------------------------------------------------
 
-    fn apply(&self, ds: &mut DataSet<'_>, path: &mut Vec<Tag>, mode: Mode, inst: &Instance, changes: &mut Vec<Change>) {
+    fn apply(
+        &self,
+        ds: &mut DataSet<'_>,
+        path: &mut Vec<Tag>,
+        mode: Mode,
+        inst: &Instance,
+        changes: &mut Vec<Change>,
+    ) {
         let creators = private_creators(ds);
         let elements = std::mem::take(&mut ds.elements);
         let mut kept = Vec::with_capacity(elements.len());
@@ -296,7 +393,7 @@ impl<'p> Scrubber<'p> {
                 continue;
             }
             let resolved = self.resolve(&e, path, &creators);
-            let action = effective(mode, resolved.action, e.vr);
+            let action = effective(mode, resolved.action, e.tag, e.vr);
             let keep = match action {
                 Action::Keep => {
                     if let Value::Seq(items) = &mut e.value {
@@ -314,21 +411,29 @@ impl<'p> Scrubber<'p> {
                 Action::Empty => {
                     e.value = match &e.value {
                         Value::Seq(_) => Value::Seq(Vec::new()),
-                        _ if e.tag == PATIENT_NAME && path.is_empty() => text_value(&format!("DEID^{}", inst.patient_code), e.vr),
+                        _ if e.tag == PATIENT_NAME && path.is_empty() => {
+                            text_value(&format!("DEID^{}", inst.patient_code), e.vr)
+                        }
                         _ => Value::Bytes(Vec::new().into()),
                     };
                     true
                 }
                 Action::Dummy => {
                     match &mut e.value {
-                        Value::Seq(items) => self.recurse(items, e.tag, path, Mode::Dummy, inst, changes),
+                        Value::Seq(items) => {
+                            self.recurse(items, e.tag, path, Mode::Dummy, inst, changes)
+                        }
                         _ => e.value = self.dummy_value(&e, path, inst),
                     }
                     true
                 }
                 Action::Uid => {
                     if let Value::Bytes(b) = &e.value {
-                        e.value = if e.vr == Vr::UI { Value::Bytes(self.remap_uids(b).into()) } else { dummy(e.vr) };
+                        e.value = if e.vr == Vr::UI {
+                            Value::Bytes(self.remap_uids(b).into())
+                        } else {
+                            dummy(e.vr)
+                        };
                     }
                     true
                 }
@@ -366,7 +471,15 @@ impl<'p> Scrubber<'p> {
         ds.sort();
     }
 
-    fn recurse(&self, items: &mut [DataSet<'_>], tag: Tag, path: &mut Vec<Tag>, mode: Mode, inst: &Instance, changes: &mut Vec<Change>) {
+    fn recurse(
+        &self,
+        items: &mut [DataSet<'_>],
+        tag: Tag,
+        path: &mut Vec<Tag>,
+        mode: Mode,
+        inst: &Instance,
+        changes: &mut Vec<Change>,
+    ) {
         path.push(tag);
         for item in items.iter_mut() {
             self.apply(item, path, mode, inst, changes);
@@ -374,30 +487,64 @@ impl<'p> Scrubber<'p> {
         path.pop();
     }
 
-    fn change(&self, path: &[Tag], e: &Element<'_>, code: Code, action: Action, source: Source) -> Change {
+    fn change(
+        &self,
+        path: &[Tag],
+        e: &Element<'_>,
+        code: Code,
+        action: Action,
+        source: Source,
+    ) -> Change {
         let mut p = String::new();
         for t in path {
             p.push_str(&tag_str(*t));
             p.push('/');
         }
         p.push_str(&tag_str(e.tag));
-        Change { path: p, tag: e.tag, keyword: tag_keyword(e.tag), code, action, source }
+        Change {
+            path: p,
+            tag: e.tag,
+            keyword: tag_keyword(e.tag),
+            code,
+            action,
+            source,
+        }
     }
 
     fn dummy_value<'a>(&self, e: &Element<'a>, path: &[Tag], inst: &Instance) -> Value<'a> {
         match (e.tag, e.vr) {
-            (PATIENT_ID, _) if path.is_empty() => text_value(&format!("DEID-{}", inst.patient_code), e.vr),
+            (PATIENT_ID, _) if path.is_empty() => {
+                text_value(&format!("DEID-{}", inst.patient_code), e.vr)
+            }
             (PATIENT_ID, _) => {
                 let original = e.bytes().map(trim).unwrap_or_default();
-                text_value(&format!("DEID-{}", hex16(&self.key.mac_labeled("patient", &[b"id\0", original, b"\0"].concat()))), e.vr)
+                text_value(
+                    &format!(
+                        "DEID-{}",
+                        hex16(
+                            &self
+                                .key
+                                .mac_labeled("patient", &[b"id\0", original, b"\0"].concat())
+                        )
+                    ),
+                    e.vr,
+                )
             }
-            (PATIENT_NAME, _) if path.is_empty() => text_value(&format!("DEID^{}", inst.patient_code), e.vr),
+            (PATIENT_NAME, _) if path.is_empty() => {
+                text_value(&format!("DEID^{}", inst.patient_code), e.vr)
+            }
             (_, Vr::UI) => Value::Bytes(self.remap_uids(e.bytes().unwrap_or_default()).into()),
             (_, vr) => dummy(vr),
         }
     }
 
-    fn clean_value<'a>(&self, tag: Tag, vr: Vr, bytes: &[u8], inst: &Instance) -> Option<Value<'a>> {
+    fn clean_value<'a>(
+        &self,
+        tag: Tag,
+        vr: Vr,
+        bytes: &[u8],
+        inst: &Instance,
+    ) -> Option<Value<'a>> {
         Some(match vr {
             Vr::DA | Vr::DT => match dates::shift_value(bytes, vr, inst.day_offset) {
                 Some(v) => Value::Bytes(v.into()),
@@ -409,11 +556,16 @@ impl<'p> Scrubber<'p> {
                 if original.is_empty() {
                     Value::Bytes(Vec::new().into())
                 } else {
-                    text_value(&format!("AE{}", &hex16(&self.key.mac_labeled("ae", original))[..14]), vr)
+                    text_value(
+                        &format!("AE{}", &hex16(&self.key.mac_labeled("ae", original))[..14]),
+                        vr,
+                    )
                 }
             }
             Vr::UI => Value::Bytes(self.remap_uids(bytes).into()),
-            vr if vr.is_string() => Value::Bytes(clean::clean_text(bytes, vr, &inst.clean_terms).into()),
+            vr if vr.is_string() => {
+                Value::Bytes(clean::clean_text(bytes, vr, &inst.clean_terms).into())
+            }
             // A bitmap or binary value cannot be cleaned here: remove it.
             _ => {
                 let _ = tag;
@@ -445,7 +597,10 @@ impl<'p> Scrubber<'p> {
     /// first 128 bits of HMAC-SHA256(key, original).
     pub fn new_uid(&self, original: &[u8]) -> String {
         let mac = self.key.mac(original);
-        format!("2.25.{}", u128::from_be_bytes(mac[..16].try_into().unwrap()))
+        format!(
+            "2.25.{}",
+            u128::from_be_bytes(mac[..16].try_into().unwrap())
+        )
     }
 
     // ---- markers ----------------------------------------------------------------
@@ -453,7 +608,11 @@ impl<'p> Scrubber<'p> {
     fn add_markers(&self, ds: &mut DataSet<'_>) {
         ds.put(Element::text(PATIENT_IDENTITY_REMOVED, Vr::CS, "YES"));
         let ours = self.profile.method_text();
-        let mut method = ds.str(DEIDENTIFICATION_METHOD).map(str::to_string).filter(|m| !m.is_empty()).unwrap_or_default();
+        let mut method = ds
+            .str(DEIDENTIFICATION_METHOD)
+            .map(str::to_string)
+            .filter(|m| !m.is_empty())
+            .unwrap_or_default();
         if !method.split('\\').any(|m| m == ours) {
             if !method.is_empty() {
                 method.push('\\');
@@ -461,12 +620,17 @@ impl<'p> Scrubber<'p> {
             method.push_str(&ours);
         }
         ds.put(Element::text(DEIDENTIFICATION_METHOD, Vr::LO, &method));
-        let mut items = match ds.remove(DEIDENTIFICATION_METHOD_CODE_SEQUENCE).map(|e| e.value) {
+        let mut items = match ds
+            .remove(DEIDENTIFICATION_METHOD_CODE_SEQUENCE)
+            .map(|e| e.value)
+        {
             Some(Value::Seq(items)) => items,
             _ => Vec::new(),
         };
         for (code, meaning) in self.profile.method_codes() {
-            let present = items.iter().any(|i| i.str(CODE_VALUE) == Some(code) && i.str(CODING_SCHEME_DESIGNATOR) == Some("DCM"));
+            let present = items.iter().any(|i| {
+                i.str(CODE_VALUE) == Some(code) && i.str(CODING_SCHEME_DESIGNATOR) == Some("DCM")
+            });
             if !present {
                 let mut item = DataSet::default();
                 item.put(Element::text(CODE_VALUE, Vr::SH, code));
@@ -475,13 +639,21 @@ impl<'p> Scrubber<'p> {
                 items.push(item);
             }
         }
-        ds.put(Element { tag: DEIDENTIFICATION_METHOD_CODE_SEQUENCE, vr: Vr::SQ, value: Value::Seq(items) });
+        ds.put(Element {
+            tag: DEIDENTIFICATION_METHOD_CODE_SEQUENCE,
+            vr: Vr::SQ,
+            value: Value::Seq(items),
+        });
         let longitudinal = match self.profile.longitudinal() {
             Longitudinal::Removed => "REMOVED",
             Longitudinal::Unmodified => "UNMODIFIED",
             Longitudinal::Modified => "MODIFIED",
         };
-        ds.put(Element::text(LONGITUDINAL_TEMPORAL_INFORMATION_MODIFIED, Vr::CS, longitudinal));
+        ds.put(Element::text(
+            LONGITUDINAL_TEMPORAL_INFORMATION_MODIFIED,
+            Vr::CS,
+            longitudinal,
+        ));
     }
 
     /// Whether the profile applies an option (for callers deciding on reports).
@@ -491,17 +663,37 @@ impl<'p> Scrubber<'p> {
 }
 
 /// What happens to an element given the mode of its enclosing sequence.
-fn effective(mode: Mode, action: Action, vr: Vr) -> Action {
+///
+/// Inside a sequence replaced by a dummy or cleaned, free text that the table
+/// would remove *or keep* (e.g. Text Value (0040,A160), which E.1-1 does not list)
+/// is dummied or cleaned, so the items keep their structure and none of their
+/// prose. Coded entries (code value, scheme, meaning) are what give structured
+/// content its meaning and stay as the table says.
+fn effective(mode: Mode, action: Action, tag: Tag, vr: Vr) -> Action {
+    let text_to_replace = vr.is_free_text()
+        && matches!(action, Action::Remove | Action::Keep)
+        && !CODE_ATTRIBUTES.contains(&tag);
     match mode {
         Mode::Normal => action,
         Mode::Gone => Action::Remove,
-        Mode::Dummy if action == Action::Remove && vr.is_free_text() => Action::Dummy,
+        Mode::Dummy if text_to_replace => Action::Dummy,
         // A name is replaced, never cleaned: its own parts are what cleaning removes.
-        Mode::Clean if action == Action::Remove && vr == Vr::PN => Action::Dummy,
-        Mode::Clean if action == Action::Remove && vr.is_free_text() => Action::Clean,
+        Mode::Clean if text_to_replace && vr == Vr::PN => Action::Dummy,
+        Mode::Clean if text_to_replace => Action::Clean,
         _ => action,
     }
 }
+
+/// Attributes of a coded entry (PS3.3 Table 8.8-1): kept inside dummied and
+/// cleaned sequences.
+const CODE_ATTRIBUTES: &[Tag] = &[
+    0x0008_0100, // CodeValue
+    0x0008_0102, // CodingSchemeDesignator
+    0x0008_0103, // CodingSchemeVersion
+    0x0008_0104, // CodeMeaning
+    0x0008_0119, // LongCodeValue
+    0x0008_0120, // URNCodeValue
+];
 
 fn inner_mode(mode: Mode, action: Action) -> Mode {
     match action {
@@ -515,7 +707,21 @@ fn inner_mode(mode: Mode, action: Action) -> Mode {
 
 /// String VRs whose values we watch for and scan (see the crate docs).
 fn is_watched(vr: Vr) -> bool {
-    matches!(&vr.0, b"AE" | b"DA" | b"DT" | b"LO" | b"LT" | b"PN" | b"SH" | b"ST" | b"UC" | b"UT" | b"UR" | b"UI")
+    matches!(
+        &vr.0,
+        b"AE"
+            | b"DA"
+            | b"DT"
+            | b"LO"
+            | b"LT"
+            | b"PN"
+            | b"SH"
+            | b"ST"
+            | b"UC"
+            | b"UT"
+            | b"UR"
+            | b"UI"
+    )
 }
 
 /// Attributes whose values identify someone or somewhere: person names, dates,
@@ -527,10 +733,23 @@ fn is_identifying(tag: Tag, vr: Vr) -> bool {
     if vr == Vr::UI {
         return false;
     }
-    let Some(k) = tag_keyword(tag) else { return false };
-    ["ID", "Number", "Address", "Telephone", "Institution", "Station", "Name", "Location", "Mail", "Issuer"]
-        .iter()
-        .any(|w| k.contains(w))
+    let Some(k) = tag_keyword(tag) else {
+        return false;
+    };
+    [
+        "ID",
+        "Number",
+        "Address",
+        "Telephone",
+        "Institution",
+        "Station",
+        "Name",
+        "Location",
+        "Mail",
+        "Issuer",
+    ]
+    .iter()
+    .any(|w| k.contains(w))
 }
 
 /// The values of a multi-valued string, trimmed.
@@ -538,8 +757,9 @@ pub(crate) fn split_values(bytes: &[u8]) -> impl Iterator<Item = &[u8]> {
     bytes.split(|&b| b == b'\\').map(trim)
 }
 
-/// Terms to watch for in one value: the whole value, and for person names each
-/// component. Upper-cased; too-short terms are skipped (see the crate docs).
+/// Terms to watch for in one value: the whole value, the written forms of a
+/// date, and for person names each component group and component (not single
+/// words: "Last Name" must not make "NAME" forbidden). Upper-cased; too-short terms are skipped (see the crate docs).
 pub(crate) fn terms_of(value: &[u8], vr: Vr) -> Vec<Vec<u8>> {
     let mut out = Vec::new();
     let mut push = |t: &[u8]| {
@@ -560,9 +780,6 @@ pub(crate) fn terms_of(value: &[u8], vr: Vr) -> Vec<Vec<u8>> {
             push(group);
             for part in group.split(|&b| b == b'^') {
                 push(part);
-                for word in part.split(|&b| b == b' ') {
-                    push(word);
-                }
             }
         }
     }
@@ -628,7 +845,9 @@ fn private_creator_of(e: &Element<'_>, creators: &HashMap<(u16, u8), String>) ->
         return None;
     }
     if (0x0010..=0x00FF).contains(&el) {
-        return e.bytes().map(|b| String::from_utf8_lossy(trim(b)).into_owned());
+        return e
+            .bytes()
+            .map(|b| String::from_utf8_lossy(trim(b)).into_owned());
     }
     if el >= 0x1000 {
         return creators.get(&(g, (el >> 8) as u8)).cloned();

@@ -9,7 +9,9 @@ use crate::{is_watched, split_values, Forbidden};
 
 /// An original value found in the output.
 #[derive(Debug, Snafu, PartialEq, Eq)]
-#[snafu(display("verification failed: an original identifying value survives in {tag} (at {path})"))]
+#[snafu(display(
+    "verification failed: an original identifying value survives in {tag} (at {path})"
+))]
 pub struct Leak {
     /// The attribute that holds it.
     pub tag: String,
@@ -26,7 +28,14 @@ pub fn verify(ds: &DataSet<'_>, forbidden: &Forbidden) -> Result<(), Leak> {
 
 fn scan(ds: &DataSet<'_>, f: &Forbidden, path: &mut Vec<Tag>) -> Result<(), Leak> {
     for e in &ds.elements {
-        if path.is_empty() && matches!(e.tag, DEIDENTIFICATION_METHOD | DEIDENTIFICATION_METHOD_CODE_SEQUENCE | PATIENT_IDENTITY_REMOVED) {
+        if path.is_empty()
+            && matches!(
+                e.tag,
+                DEIDENTIFICATION_METHOD
+                    | DEIDENTIFICATION_METHOD_CODE_SEQUENCE
+                    | PATIENT_IDENTITY_REMOVED
+            )
+        {
             continue;
         }
         match &e.value {
@@ -41,7 +50,11 @@ fn scan(ds: &DataSet<'_>, f: &Forbidden, path: &mut Vec<Tag>) -> Result<(), Leak
                 if leaks(bytes, e.vr, f) {
                     let mut p: Vec<String> = path.iter().map(|t| tag_str(*t)).collect();
                     p.push(tag_str(e.tag));
-                    return LeakSnafu { tag: tag_str(e.tag), path: p.join("/") }.fail();
+                    return LeakSnafu {
+                        tag: tag_str(e.tag),
+                        path: p.join("/"),
+                    }
+                    .fail();
                 }
             }
             _ => {}
@@ -58,5 +71,6 @@ fn leaks(bytes: &[u8], vr: Vr, f: &Forbidden) -> bool {
     if upper.is_empty() {
         return false;
     }
-    f.terms.iter().any(|t| contains_token(&upper, t)) || f.uids.iter().any(|u| contains_token(&upper, u))
+    f.terms.iter().any(|t| contains_token(&upper, t))
+        || f.uids.iter().any(|u| contains_token(&upper, u))
 }

@@ -6,7 +6,12 @@ fn main() {
     let l = Limits::default();
     let raw = read_file(&bytes, &l).unwrap();
     let inflated;
-    let (body, syntax) = if raw.syntax.deflated { inflated = raw.inflate(&l).unwrap(); (&inflated[..], Syntax::EXPLICIT_LE) } else { (raw.body, raw.syntax) };
+    let (body, syntax) = if raw.syntax.deflated {
+        inflated = raw.inflate(&l).unwrap();
+        (&inflated[..], Syntax::EXPLICIT_LE)
+    } else {
+        (raw.body, raw.syntax)
+    };
     let ds = parse_dataset(body, syntax, &l).unwrap();
     let meta = FileMetaOut::for_dataset(&ds, &raw.transfer_syntax_uid, "1.2.3", "TEST");
     let mut out = Vec::new();

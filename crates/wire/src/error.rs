@@ -11,10 +11,14 @@ pub enum Error {
     #[snafu(display("not DICOM: no DICM prefix and no recognisable data set at the start"))]
     NotDicom,
     /// A file meta without a transfer syntax, and a data set we cannot recognise
-    #[snafu(display("the file meta has no Transfer Syntax UID and the data set encoding is not recognisable"))]
+    #[snafu(display(
+        "the file meta has no Transfer Syntax UID and the data set encoding is not recognisable"
+    ))]
     NoSyntax,
     /// The stream ends inside an element
-    #[snafu(display("truncated: {what} at byte {offset} needs {needed} bytes, {available} remain"))]
+    #[snafu(display(
+        "truncated: {what} at byte {offset} needs {needed} bytes, {available} remain"
+    ))]
     Truncated {
         /// What was being read.
         what: String,
@@ -26,7 +30,9 @@ pub enum Error {
         available: usize,
     },
     /// An explicit VR header names no VR
-    #[snafu(display("invalid VR bytes {b0:#04x} {b1:#04x} in the header of {tag} at byte {offset}"))]
+    #[snafu(display(
+        "invalid VR bytes {b0:#04x} {b1:#04x} in the header of {tag} at byte {offset}"
+    ))]
     InvalidVr {
         /// The element.
         tag: String,

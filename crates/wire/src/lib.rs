@@ -73,13 +73,29 @@ pub struct Syntax {
 
 impl Syntax {
     /// Implicit VR Little Endian.
-    pub const IMPLICIT_LE: Syntax = Syntax { explicit: false, big_endian: false, deflated: false };
+    pub const IMPLICIT_LE: Syntax = Syntax {
+        explicit: false,
+        big_endian: false,
+        deflated: false,
+    };
     /// Explicit VR Little Endian (and every encapsulated syntax).
-    pub const EXPLICIT_LE: Syntax = Syntax { explicit: true, big_endian: false, deflated: false };
+    pub const EXPLICIT_LE: Syntax = Syntax {
+        explicit: true,
+        big_endian: false,
+        deflated: false,
+    };
     /// Explicit VR Big Endian (retired).
-    pub const EXPLICIT_BE: Syntax = Syntax { explicit: true, big_endian: true, deflated: false };
+    pub const EXPLICIT_BE: Syntax = Syntax {
+        explicit: true,
+        big_endian: true,
+        deflated: false,
+    };
     /// Deflated Explicit VR Little Endian.
-    pub const DEFLATED_LE: Syntax = Syntax { explicit: true, big_endian: false, deflated: true };
+    pub const DEFLATED_LE: Syntax = Syntax {
+        explicit: true,
+        big_endian: false,
+        deflated: true,
+    };
 
     /// The encoding of the data set for a transfer syntax UID, or `None` when we
     /// do not know it (a private transfer syntax).
@@ -124,7 +140,10 @@ pub struct Limits {
 
 impl Default for Limits {
     fn default() -> Self {
-        Limits { max_depth: 64, max_inflated: 2 << 30 }
+        Limits {
+            max_depth: 64,
+            max_inflated: 2 << 30,
+        }
     }
 }
 
@@ -162,7 +181,11 @@ pub enum Value<'a> {
 impl<'a> Element<'a> {
     /// A primitive element.
     pub fn new(tag: Tag, vr: Vr, bytes: impl Into<Cow<'a, [u8]>>) -> Self {
-        Element { tag, vr, value: Value::Bytes(bytes.into()) }
+        Element {
+            tag,
+            vr,
+            value: Value::Bytes(bytes.into()),
+        }
     }
 
     /// A text element; pads to even length as the VR requires.
@@ -195,7 +218,10 @@ impl<'a> Element<'a> {
 
 /// Strips leading spaces and trailing spaces and NULs (DICOM padding).
 pub fn trim(bytes: &[u8]) -> &[u8] {
-    let end = bytes.iter().rposition(|&b| b != b' ' && b != 0).map_or(0, |p| p + 1);
+    let end = bytes
+        .iter()
+        .rposition(|&b| b != b' ' && b != 0)
+        .map_or(0, |p| p + 1);
     let start = bytes[..end].iter().position(|&b| b != b' ').unwrap_or(end);
     &bytes[start..end]
 }

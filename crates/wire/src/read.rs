@@ -43,7 +43,10 @@ impl<'a> RawFile<'a> {
     /// [`RawFile::inflate`] and parsed with [`parse_dataset`].
     pub fn parse(&self, limits: &Limits) -> Result<DataSet<'a>> {
         if self.syntax.deflated {
-            return InflateSnafu { reason: "inflate the data set before parsing it" }.fail();
+            return InflateSnafu {
+                reason: "inflate the data set before parsing it",
+            }
+            .fail();
         }
         parse_dataset(self.body, self.syntax, limits)
     }
@@ -55,9 +58,14 @@ impl<'a> RawFile<'a> {
         flate2::read::DeflateDecoder::new(self.body)
             .take(cap + 1)
             .read_to_end(&mut out)
-            .map_err(|e| Error::Inflate { reason: e.to_string() })?;
+            .map_err(|e| Error::Inflate {
+                reason: e.to_string(),
+            })?;
         if out.len() as u64 > cap {
-            return InflateSnafu { reason: format!("inflates beyond the {cap}-byte limit") }.fail();
+            return InflateSnafu {
+                reason: format!("inflates beyond the {cap}-byte limit"),
+            }
+            .fail();
         }
         Ok(out)
     }
@@ -68,14 +76,15 @@ impl<'a> RawFile<'a> {
 pub fn read_file<'a>(bytes: &'a [u8], _limits: &Limits) -> Result<RawFile<'a>> {
     // "DICM" at 128 is a preamble only if the meta group follows it: a bare data
     // set can hold those four bytes by chance.
-    let meta_start = if bytes.len() >= 134 && &bytes[128..132] == b"DICM" && bytes[132..134] == [0x02, 0x00] {
-        Some(132)
-    } else if bytes.len() >= 8 && u16::from_le_bytes([bytes[0], bytes[1]]) == 0x0002 {
-        // Meta group without the 128-byte preamble.
-        Some(0)
-    } else {
-        None
-    };
+    let meta_start =
+        if bytes.len() >= 134 && &bytes[128..132] == b"DICM" && bytes[132..134] == [0x02, 0x00] {
+            Some(132)
+        } else if bytes.len() >= 8 && u16::from_le_bytes([bytes[0], bytes[1]]) == 0x0002 {
+            // Meta group without the 128-byte preamble.
+            Some(0)
+        } else {
+            None
+        };
     let Some(start) = meta_start else {
         let syntax = sniff(bytes).ok_or(Error::NotDicom)?;
         return Ok(RawFile {
@@ -90,18 +99,33 @@ pub fn read_file<'a>(bytes: &'a [u8], _limits: &Limits) -> Result<RawFile<'a>> {
     let body = &bytes[body_start..];
     let (syntax, uid) = match &meta.transfer_syntax_uid {
         Some(uid) => {
-            let declared = Syntax::from_uid(uid).ok_or_else(|| Error::UnsupportedSyntax { uid: uid.clone() })?;
+            let declared = Syntax::from_uid(uid)
+                .ok_or_else(|| Error::UnsupportedSyntax { uid: uid.clone() })?;
             (correct_syntax(body, declared), uid.clone())
         }
         None => {
-            let s = if body.is_empty() { Syntax::EXPLICIT_LE } else { sniff(body).ok_or(Error::NoSyntax)? };
+            let s = if body.is_empty() {
+                Syntax::EXPLICIT_LE
+            } else {
+                sniff(body).ok_or(Error::NoSyntax)?
+            };
             (s, s.native_uid().to_string())
         }
     };
     // A declared syntax that the data set plainly contradicts is corrected (as
     // other toolkits do); the written transfer syntax then names what we found.
-    let uid = if syntax != Syntax::from_uid(&uid).unwrap_or(syntax) { syntax.native_uid().to_string() } else { uid };
-    Ok(RawFile { meta, had_meta: true, syntax, transfer_syntax_uid: uid, body })
+    let uid = if syntax != Syntax::from_uid(&uid).unwrap_or(syntax) {
+        syntax.native_uid().to_string()
+    } else {
+        uid
+    };
+    Ok(RawFile {
+        meta,
+        had_meta: true,
+        syntax,
+        transfer_syntax_uid: uid,
+        body,
+    })
 }
 
 /// Reads group 0002 from `start`; returns the meta and where the data set begins.
@@ -115,18 +139,41 @@ fn read_meta(bytes: &[u8], start: usize) -> Result<(FileMetaIn, usize)> {
         let (header, len) = match Vr::from_bytes([bytes[pos + 4], bytes[pos + 5]]) {
             Some(vr) if vr.has_long_length() => {
                 need(bytes, pos, 12, "file meta element header")?;
-                (12, u32::from_le_bytes(bytes[pos + 8..pos + 12].try_into().unwrap()))
+                (
+                    12,
+                    u32::from_le_bytes(bytes[pos + 8..pos + 12].try_into().unwrap()),
+                )
             }
-            Some(_) => (8, u16::from_le_bytes([bytes[pos + 6], bytes[pos + 7]]) as u32),
-            None => (8, u32::from_le_bytes(bytes[pos + 4..pos + 8].try_into().unwrap())),
+            Some(_) => (
+                8,
+                u16::from_le_bytes([bytes[pos + 6], bytes[pos + 7]]) as u32,
+            ),
+            None => (
+                8,
+                u32::from_le_bytes(bytes[pos + 4..pos + 8].try_into().unwrap()),
+            ),
         };
         if len == UNDEFINED {
-            return MalformedSnafu { what: "undefined length in the file meta", tag: tag_str(tag), offset: pos }.fail();
+            return MalformedSnafu {
+                what: "undefined length in the file meta",
+                tag: tag_str(tag),
+                offset: pos,
+            }
+            .fail();
         }
         let vstart = pos + header;
-        need(bytes, vstart, len as u64, &format!("value of {}", tag_str(tag)))?;
+        need(
+            bytes,
+            vstart,
+            len as u64,
+            &format!("value of {}", tag_str(tag)),
+        )?;
         let value = &bytes[vstart..vstart + len as usize];
-        let text = || std::str::from_utf8(crate::trim(value)).ok().map(str::to_string);
+        let text = || {
+            std::str::from_utf8(crate::trim(value))
+                .ok()
+                .map(str::to_string)
+        };
         match tag {
             TRANSFER_SYNTAX_UID => meta.transfer_syntax_uid = text(),
             MEDIA_STORAGE_SOP_CLASS_UID => meta.media_storage_sop_class_uid = text(),
@@ -147,7 +194,9 @@ pub fn sniff(bytes: &[u8]) -> Option<Syntax> {
     let vr = Vr::from_bytes([bytes[4], bytes[5]]);
     let g_le = u16::from_le_bytes([bytes[0], bytes[1]]);
     let g_be = u16::from_be_bytes([bytes[0], bytes[1]]);
-    let fits = |len: u64, header: usize| len == UNDEFINED as u64 || header as u64 + len <= bytes.len() as u64;
+    let fits = |len: u64, header: usize| {
+        len == UNDEFINED as u64 || header as u64 + len <= bytes.len() as u64
+    };
     if plausible(g_le) {
         if let Some(vr) = vr {
             let (len, header) = explicit_len(bytes, 0, vr, false)?;
@@ -197,17 +246,37 @@ fn correct_syntax(body: &[u8], declared: Syntax) -> Syntax {
 fn explicit_len(bytes: &[u8], pos: usize, vr: Vr, be: bool) -> Option<(u32, usize)> {
     if vr.has_long_length() {
         let b: [u8; 4] = bytes.get(pos + 8..pos + 12)?.try_into().ok()?;
-        Some((if be { u32::from_be_bytes(b) } else { u32::from_le_bytes(b) }, 12))
+        Some((
+            if be {
+                u32::from_be_bytes(b)
+            } else {
+                u32::from_le_bytes(b)
+            },
+            12,
+        ))
     } else {
         let b: [u8; 2] = bytes.get(pos + 6..pos + 8)?.try_into().ok()?;
-        Some(((if be { u16::from_be_bytes(b) } else { u16::from_le_bytes(b) }) as u32, 8))
+        Some((
+            (if be {
+                u16::from_be_bytes(b)
+            } else {
+                u16::from_le_bytes(b)
+            }) as u32,
+            8,
+        ))
     }
 }
 
 fn need(bytes: &[u8], pos: usize, n: u64, what: &str) -> Result<()> {
     let available = bytes.len().saturating_sub(pos);
     if (available as u64) < n {
-        return TruncatedSnafu { what: what.to_string(), offset: pos, needed: n, available }.fail();
+        return TruncatedSnafu {
+            what: what.to_string(),
+            offset: pos,
+            needed: n,
+            available,
+        }
+        .fail();
     }
     Ok(())
 }
@@ -234,12 +303,20 @@ struct Header {
 impl<'a> Parser<'a, '_> {
     fn u16(&self, pos: usize, be: bool) -> u16 {
         let b = [self.buf[pos], self.buf[pos + 1]];
-        if be { u16::from_be_bytes(b) } else { u16::from_le_bytes(b) }
+        if be {
+            u16::from_be_bytes(b)
+        } else {
+            u16::from_le_bytes(b)
+        }
     }
 
     fn u32(&self, pos: usize, be: bool) -> u32 {
         let b: [u8; 4] = self.buf[pos..pos + 4].try_into().unwrap();
-        if be { u32::from_be_bytes(b) } else { u32::from_le_bytes(b) }
+        if be {
+            u32::from_be_bytes(b)
+        } else {
+            u32::from_le_bytes(b)
+        }
     }
 
     fn tag(&self, pos: usize, be: bool) -> Result<Tag> {
@@ -255,11 +332,19 @@ impl<'a> Parser<'a, '_> {
         let tag = self.tag(at, be)?;
         if tag >> 16 == 0xFFFE {
             *pos += 8;
-            return Ok(Header { tag, vr: Vr::UN, len: self.u32(at + 4, be) });
+            return Ok(Header {
+                tag,
+                vr: Vr::UN,
+                len: self.u32(at + 4, be),
+            });
         }
         if !syntax.explicit {
             *pos += 8;
-            return Ok(Header { tag, vr: implicit_vr(tag), len: self.u32(at + 4, be) });
+            return Ok(Header {
+                tag,
+                vr: implicit_vr(tag),
+                len: self.u32(at + 4, be),
+            });
         }
         let Some(vr) = Vr::from_bytes([self.buf[at + 4], self.buf[at + 5]]) else {
             // Some writers put blanks or garbage where the VR belongs. When the
@@ -269,23 +354,48 @@ impl<'a> Parser<'a, '_> {
             let len = self.u16(at + 6, be) as usize;
             if known != Vr::UN && !known.has_long_length() && at + 8 + len <= self.buf.len() {
                 *pos += 8;
-                return Ok(Header { tag, vr: known, len: len as u32 });
+                return Ok(Header {
+                    tag,
+                    vr: known,
+                    len: len as u32,
+                });
             }
-            return InvalidVrSnafu { tag: tag_str(tag), b0: self.buf[at + 4], b1: self.buf[at + 5], offset: at }.fail();
+            return InvalidVrSnafu {
+                tag: tag_str(tag),
+                b0: self.buf[at + 4],
+                b1: self.buf[at + 5],
+                offset: at,
+            }
+            .fail();
         };
         if vr.has_long_length() {
             need(self.buf, at, 12, "element header")?;
             *pos += 12;
-            Ok(Header { tag, vr, len: self.u32(at + 8, be) })
+            Ok(Header {
+                tag,
+                vr,
+                len: self.u32(at + 8, be),
+            })
         } else {
             *pos += 8;
-            Ok(Header { tag, vr, len: self.u16(at + 6, be) as u32 })
+            Ok(Header {
+                tag,
+                vr,
+                len: self.u16(at + 6, be) as u32,
+            })
         }
     }
 
     /// Reads elements until `end` (defined length), an item delimiter (undefined
     /// length item, `depth > 0`) or the end of the buffer (top level).
-    fn dataset(&self, pos: &mut usize, end: Option<usize>, depth: usize, syntax: Syntax, parent: Tag) -> Result<DataSet<'a>> {
+    fn dataset(
+        &self,
+        pos: &mut usize,
+        end: Option<usize>,
+        depth: usize,
+        syntax: Syntax,
+        parent: Tag,
+    ) -> Result<DataSet<'a>> {
         let mut ds = DataSet::default();
         loop {
             match end {
@@ -312,11 +422,24 @@ impl<'a> Parser<'a, '_> {
                     // Stray delimiters where elements belong. A sequence delimiter
                     // with zero length right at the end of the top level is
                     // tolerated (some writers leave one); anything else is malformed.
-                    if depth == 0 && h.tag == SEQUENCE_DELIMITER && h.len == 0 && *pos == self.buf.len() {
+                    if depth == 0
+                        && h.tag == SEQUENCE_DELIMITER
+                        && h.len == 0
+                        && *pos == self.buf.len()
+                    {
                         break;
                     }
-                    let tag = if depth == 0 { "the top level".to_string() } else { tag_str(parent) };
-                    return MalformedSnafu { what: "item or delimiter where an element belongs", tag, offset: at }.fail();
+                    let tag = if depth == 0 {
+                        "the top level".to_string()
+                    } else {
+                        tag_str(parent)
+                    };
+                    return MalformedSnafu {
+                        what: "item or delimiter where an element belongs",
+                        tag,
+                        offset: at,
+                    }
+                    .fail();
                 }
                 _ => {}
             }
@@ -324,13 +447,28 @@ impl<'a> Parser<'a, '_> {
             // A sequence that arrived as UN (a standard tag the sender did not
             // know, or a private sequence) is written back as SQ in the output
             // syntax: valid, and readable by toolkits that reject UN sequences.
-            let vr = if matches!(value, Value::Seq(_)) { Vr::SQ } else { h.vr };
-            ds.elements.push(Element { tag: h.tag, vr, value });
+            let vr = if matches!(value, Value::Seq(_)) {
+                Vr::SQ
+            } else {
+                h.vr
+            };
+            ds.elements.push(Element {
+                tag: h.tag,
+                vr,
+                value,
+            });
         }
         Ok(ds)
     }
 
-    fn value(&self, pos: &mut usize, h: &Header, end: Option<usize>, depth: usize, syntax: Syntax) -> Result<Value<'a>> {
+    fn value(
+        &self,
+        pos: &mut usize,
+        h: &Header,
+        end: Option<usize>,
+        depth: usize,
+        syntax: Syntax,
+    ) -> Result<Value<'a>> {
         let limit = end.unwrap_or(self.buf.len());
         if h.len == UNDEFINED {
             if h.tag == PIXEL_DATA && h.vr != Vr::SQ {
@@ -340,8 +478,15 @@ impl<'a> Parser<'a, '_> {
                 Vr::SQ => self.items(pos, None, depth, syntax, h.tag).map(Value::Seq),
                 // PS3.5 6.2.2: UN of undefined length is a sequence encoded as
                 // implicit VR little endian whatever the transfer syntax.
-                Vr::UN => self.items(pos, None, depth, Syntax::IMPLICIT_LE, h.tag).map(Value::Seq),
-                _ => MalformedSnafu { what: "undefined length on a non-sequence element", tag: tag_str(h.tag), offset: *pos }.fail(),
+                Vr::UN => self
+                    .items(pos, None, depth, Syntax::IMPLICIT_LE, h.tag)
+                    .map(Value::Seq),
+                _ => MalformedSnafu {
+                    what: "undefined length on a non-sequence element",
+                    tag: tag_str(h.tag),
+                    offset: *pos,
+                }
+                .fail(),
             };
         }
         let len = h.len as usize;
@@ -365,7 +510,9 @@ impl<'a> Parser<'a, '_> {
         if h.vr == Vr::SQ {
             *pos = stop;
             let mut p = start;
-            return self.items(&mut p, Some(stop), depth, syntax, h.tag).map(Value::Seq);
+            return self
+                .items(&mut p, Some(stop), depth, syntax, h.tag)
+                .map(Value::Seq);
         }
         if h.vr == Vr::UN && len >= 8 && self.looks_like_items(start) {
             // A sequence hidden in UN (standard tag unknown to the sender, or a
@@ -385,9 +532,20 @@ impl<'a> Parser<'a, '_> {
         self.buf.get(pos..pos + 4) == Some(&[0xFE, 0xFF, 0x00, 0xE0])
     }
 
-    fn items(&self, pos: &mut usize, end: Option<usize>, depth: usize, syntax: Syntax, seq: Tag) -> Result<Vec<DataSet<'a>>> {
+    fn items(
+        &self,
+        pos: &mut usize,
+        end: Option<usize>,
+        depth: usize,
+        syntax: Syntax,
+        seq: Tag,
+    ) -> Result<Vec<DataSet<'a>>> {
         if depth + 1 > self.limits.max_depth {
-            return TooDeepSnafu { tag: tag_str(seq), limit: self.limits.max_depth }.fail();
+            return TooDeepSnafu {
+                tag: tag_str(seq),
+                limit: self.limits.max_depth,
+            }
+            .fail();
         }
         let be = syntax.big_endian;
         let mut items = Vec::new();
@@ -397,14 +555,21 @@ impl<'a> Parser<'a, '_> {
                     break;
                 }
             }
-            need(self.buf, *pos, 8, &format!("item header in {}", tag_str(seq)))?;
+            need(
+                self.buf,
+                *pos,
+                8,
+                &format!("item header in {}", tag_str(seq)),
+            )?;
             let at = *pos;
             let tag = self.tag(at, be)?;
             let len = self.u32(at + 4, be);
             *pos += 8;
             match tag {
                 SEQUENCE_DELIMITER if end.is_none() => break,
-                ITEM if len == UNDEFINED => items.push(self.dataset(pos, None, depth + 1, syntax, seq)?),
+                ITEM if len == UNDEFINED => {
+                    items.push(self.dataset(pos, None, depth + 1, syntax, seq)?)
+                }
                 ITEM => {
                     let limit = end.unwrap_or(self.buf.len());
                     if *pos as u64 + len as u64 > limit as u64 {
@@ -420,7 +585,14 @@ impl<'a> Parser<'a, '_> {
                     items.push(self.dataset(pos, Some(stop), depth + 1, syntax, seq)?);
                     *pos = stop;
                 }
-                _ => return MalformedSnafu { what: "sequence content that is not an item", tag: tag_str(seq), offset: at }.fail(),
+                _ => {
+                    return MalformedSnafu {
+                        what: "sequence content that is not an item",
+                        tag: tag_str(seq),
+                        offset: at,
+                    }
+                    .fail()
+                }
             }
         }
         Ok(items)
@@ -441,7 +613,14 @@ impl<'a> Parser<'a, '_> {
                     frags.push(Cow::Borrowed(&self.buf[*pos..*pos + len as usize]));
                     *pos += len as usize;
                 }
-                _ => return MalformedSnafu { what: "encapsulated pixel data", tag: tag_str(PIXEL_DATA), offset: at }.fail(),
+                _ => {
+                    return MalformedSnafu {
+                        what: "encapsulated pixel data",
+                        tag: tag_str(PIXEL_DATA),
+                        offset: at,
+                    }
+                    .fail()
+                }
             }
         }
         Ok(Value::Fragments(frags))
@@ -456,9 +635,16 @@ pub(crate) fn implicit_vr(tag: Tag) -> Vr {
         return Vr::UL;
     }
     if g % 2 == 1 {
-        return if (0x0010..=0x00FF).contains(&e) { Vr::LO } else { Vr::UN };
+        return if (0x0010..=0x00FF).contains(&e) {
+            Vr::LO
+        } else {
+            Vr::UN
+        };
     }
-    match StandardDataDictionary.by_tag(dicom_core::Tag(g, e)).map(|entry| entry.vr()) {
+    match StandardDataDictionary
+        .by_tag(dicom_core::Tag(g, e))
+        .map(|entry| entry.vr())
+    {
         Some(VirtualVr::Exact(vr)) => Vr(vr.to_bytes()),
         Some(VirtualVr::Xs) => Vr::US,
         Some(VirtualVr::Ox | VirtualVr::Px | VirtualVr::Lt) => Vr::OW,

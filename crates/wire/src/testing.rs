@@ -9,7 +9,11 @@ pub fn text(tag: u32, vr: Vr, s: &str) -> Element<'static> {
 
 /// Shorthand for a sequence element.
 pub fn seq(tag: u32, items: Vec<DataSet<'static>>) -> Element<'static> {
-    Element { tag, vr: Vr::SQ, value: Value::Seq(items) }
+    Element {
+        tag,
+        vr: Vr::SQ,
+        value: Value::Seq(items),
+    }
 }
 
 /// A data set from elements (sorted by tag).

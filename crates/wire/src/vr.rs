@@ -20,8 +20,8 @@ macro_rules! vrs {
 }
 
 vrs!(
-    AE, AS, AT, CS, DA, DS, DT, FD, FL, IS, LO, LT, OB, OD, OF, OL, OV, OW, PN, SH, SL, SQ, SS,
-    ST, SV, TM, UC, UI, UL, UN, UR, US, UT, UV,
+    AE, AS, AT, CS, DA, DS, DT, FD, FL, IS, LO, LT, OB, OD, OF, OL, OV, OW, PN, SH, SL, SQ, SS, ST,
+    SV, TM, UC, UI, UL, UN, UR, US, UT, UV,
 );
 
 impl Vr {
@@ -36,7 +36,19 @@ impl Vr {
     pub fn has_long_length(self) -> bool {
         matches!(
             &self.0,
-            b"OB" | b"OD" | b"OF" | b"OL" | b"OV" | b"OW" | b"SQ" | b"SV" | b"UC" | b"UN" | b"UR" | b"UT" | b"UV"
+            b"OB"
+                | b"OD"
+                | b"OF"
+                | b"OL"
+                | b"OV"
+                | b"OW"
+                | b"SQ"
+                | b"SV"
+                | b"UC"
+                | b"UN"
+                | b"UR"
+                | b"UT"
+                | b"UV"
         )
     }
 
@@ -44,13 +56,32 @@ impl Vr {
     pub fn is_string(self) -> bool {
         matches!(
             &self.0,
-            b"AE" | b"AS" | b"CS" | b"DA" | b"DS" | b"DT" | b"IS" | b"LO" | b"LT" | b"PN" | b"SH" | b"ST" | b"TM" | b"UC" | b"UI" | b"UR" | b"UT"
+            b"AE"
+                | b"AS"
+                | b"CS"
+                | b"DA"
+                | b"DS"
+                | b"DT"
+                | b"IS"
+                | b"LO"
+                | b"LT"
+                | b"PN"
+                | b"SH"
+                | b"ST"
+                | b"TM"
+                | b"UC"
+                | b"UI"
+                | b"UR"
+                | b"UT"
         )
     }
 
     /// Whether values of this VR are free text a person typed (may carry names).
     pub fn is_free_text(self) -> bool {
-        matches!(&self.0, b"LO" | b"LT" | b"PN" | b"SH" | b"ST" | b"UC" | b"UT")
+        matches!(
+            &self.0,
+            b"LO" | b"LT" | b"PN" | b"SH" | b"ST" | b"UC" | b"UT"
+        )
     }
 
     /// Whether this is a date or time VR.

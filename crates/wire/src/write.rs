@@ -28,7 +28,12 @@ pub struct FileMetaOut {
 
 impl FileMetaOut {
     /// A meta for `ds`, taking the SOP class and instance from the data set.
-    pub fn for_dataset(ds: &DataSet<'_>, transfer_syntax_uid: &str, implementation_class_uid: &str, implementation_version_name: &str) -> Self {
+    pub fn for_dataset(
+        ds: &DataSet<'_>,
+        transfer_syntax_uid: &str,
+        implementation_class_uid: &str,
+        implementation_version_name: &str,
+    ) -> Self {
         FileMetaOut {
             sop_class_uid: ds.str(SOP_CLASS_UID).unwrap_or_default().to_string(),
             sop_instance_uid: ds.str(SOP_INSTANCE_UID).unwrap_or_default().to_string(),
@@ -40,21 +45,57 @@ impl FileMetaOut {
 }
 
 /// Writes preamble, `DICM`, the file meta group and the data set.
-pub fn write_file(out: &mut Vec<u8>, meta: &FileMetaOut, ds: &DataSet<'_>, syntax: Syntax) -> Result<()> {
+pub fn write_file(
+    out: &mut Vec<u8>,
+    meta: &FileMetaOut,
+    ds: &DataSet<'_>,
+    syntax: Syntax,
+) -> Result<()> {
     out.extend_from_slice(&[0u8; 128]);
     out.extend_from_slice(b"DICM");
     let mut group = DataSet::default();
     group.put(Element::new(FILE_META_VERSION, Vr::OB, &[0u8, 1][..]));
-    group.put(Element::text(MEDIA_STORAGE_SOP_CLASS_UID, Vr::UI, &meta.sop_class_uid));
-    group.put(Element::text(MEDIA_STORAGE_SOP_INSTANCE_UID, Vr::UI, &meta.sop_instance_uid));
-    group.put(Element::text(TRANSFER_SYNTAX_UID, Vr::UI, &meta.transfer_syntax_uid));
-    group.put(Element::text(IMPLEMENTATION_CLASS_UID, Vr::UI, &meta.implementation_class_uid));
-    group.put(Element::text(IMPLEMENTATION_VERSION_NAME, Vr::SH, &meta.implementation_version_name));
+    group.put(Element::text(
+        MEDIA_STORAGE_SOP_CLASS_UID,
+        Vr::UI,
+        &meta.sop_class_uid,
+    ));
+    group.put(Element::text(
+        MEDIA_STORAGE_SOP_INSTANCE_UID,
+        Vr::UI,
+        &meta.sop_instance_uid,
+    ));
+    group.put(Element::text(
+        TRANSFER_SYNTAX_UID,
+        Vr::UI,
+        &meta.transfer_syntax_uid,
+    ));
+    group.put(Element::text(
+        IMPLEMENTATION_CLASS_UID,
+        Vr::UI,
+        &meta.implementation_class_uid,
+    ));
+    group.put(Element::text(
+        IMPLEMENTATION_VERSION_NAME,
+        Vr::SH,
+        &meta.implementation_version_name,
+    ));
     let mut body = Vec::with_capacity(256);
     encode_dataset(&mut body, &group, Syntax::EXPLICIT_LE)?;
-    encode_element(out, &Element::new(FILE_META_GROUP_LENGTH, Vr::UL, (body.len() as u32).to_le_bytes().to_vec()), Syntax::EXPLICIT_LE)?;
+    encode_element(
+        out,
+        &Element::new(
+            FILE_META_GROUP_LENGTH,
+            Vr::UL,
+            (body.len() as u32).to_le_bytes().to_vec(),
+        ),
+        Syntax::EXPLICIT_LE,
+    )?;
     out.extend_from_slice(&body);
-    let syntax = Syntax { deflated: false, ..syntax };
+    let syntax = Syntax {
+        deflated: false,
+        ..syntax
+    };
     encode_dataset(out, ds, syntax)
 }
 
@@ -90,7 +131,12 @@ fn header(out: &mut Vec<u8>, tag: u32, vr: Vr, len: u32, syntax: Syntax) -> Resu
         put_u32(out, len, be);
     } else {
         if len > 0xFFFF {
-            return ValueTooLongSnafu { tag: tag_str(tag), vr: vr.to_string(), len: len as usize }.fail();
+            return ValueTooLongSnafu {
+                tag: tag_str(tag),
+                vr: vr.to_string(),
+                len: len as usize,
+            }
+            .fail();
         }
         out.extend_from_slice(&vr.0);
         put_u16(out, len as u16, be);
@@ -103,7 +149,11 @@ fn encode_element(out: &mut Vec<u8>, e: &Element<'_>, syntax: Syntax) -> Result<
     match &e.value {
         Value::Bytes(b) => {
             let odd = b.len() % 2;
-            let len = u32::try_from(b.len() + odd).map_err(|_| Error::ValueTooLong { tag: tag_str(e.tag), vr: e.vr.to_string(), len: b.len() })?;
+            let len = u32::try_from(b.len() + odd).map_err(|_| Error::ValueTooLong {
+                tag: tag_str(e.tag),
+                vr: e.vr.to_string(),
+                len: b.len(),
+            })?;
             header(out, e.tag, e.vr, len, syntax)?;
             out.extend_from_slice(b);
             if odd == 1 {
@@ -124,7 +174,13 @@ fn encode_element(out: &mut Vec<u8>, e: &Element<'_>, syntax: Syntax) -> Result<
             put_u32(out, 0, inner.big_endian);
         }
         Value::Fragments(frags) => {
-            header(out, e.tag, if e.vr == Vr::OW { Vr::OW } else { Vr::OB }, UNDEFINED, syntax)?;
+            header(
+                out,
+                e.tag,
+                if e.vr == Vr::OW { Vr::OW } else { Vr::OB },
+                UNDEFINED,
+                syntax,
+            )?;
             for f in frags {
                 let odd = f.len() % 2;
                 put_tag(out, ITEM, be);
