@@ -154,7 +154,7 @@ mod tests {
         );
         assert_eq!(
             shift_value(b"20240301\\20240302", Vr::DA, 1).unwrap(),
-            b"20240302\\20240303"
+            b"20240302\\20240303 " // padded to even length
         );
         assert_eq!(shift_value(b"1999.12.31", Vr::DA, 1).unwrap(), b"20000101");
         assert!(shift_value(b"20241301", Vr::DA, 1).is_none(), "month 13");
