@@ -12,7 +12,7 @@
 //! | Empty (Z) | zero-length value, except Patient's Name (0010,0010), which gets the keyed pseudonym (Z allows a dummy) | zero items |
 //! | Dummy (D) | a fixed value valid for the VR ([`dummy`]); Patient ID (0010,0020) gets the keyed pseudonym `DEID-<16 hex>`; UI values are remapped as for U | kept, items de-identified in *dummy mode*: nested free text the table would remove or keep is replaced by a dummy, so the items keep their structure and codes but none of their prose |
 //! | Keep (K) | unchanged | kept, items de-identified |
-//! | Clean (C) | free text: identifying values of this instance blanked ([`clean`]); DA/DT: shifted by the patient's keyed offset; TM: unchanged (whole-day shifts keep the time of day); AE: keyed pseudonym; UI: remapped; binary (overlay/curve bitmaps): removed — a bitmap cannot be cleaned without the pixel stage | kept, items de-identified in *clean mode*: nested free text the table would remove or keep is cleaned (names are dummied) |
+//! | Clean (C) | free text: identifying values of this instance blanked ([`clean`]); Timezone Offset From UTC: `+0000`; DA/DT: shifted by the patient's keyed offset; TM: unchanged (whole-day shifts keep the time of day); AE: keyed pseudonym; UI: remapped; binary (overlay/curve bitmaps): removed — a bitmap cannot be cleaned without the pixel stage | kept, items de-identified in *clean mode*: nested free text the table would remove or keep is cleaned (names are dummied) |
 //! | Uid (U) | each UID value → `2.25.` + decimal of the first 128 bits of HMAC-SHA256(key, UID); UIDs under the DICOM root `1.2.840.10008.` never change | — |
 //!
 //! Group lengths, command (0000) and directory (0004) groups and any stray file
@@ -77,6 +77,7 @@ pub mod tags {
     #![allow(missing_docs)]
     use dicom_deid_wire::Tag;
     pub const PATIENT_NAME: Tag = 0x0010_0010;
+    pub const TIMEZONE_OFFSET_FROM_UTC: Tag = 0x0008_0201;
     pub const PATIENT_ID: Tag = 0x0010_0020;
     pub const ISSUER_OF_PATIENT_ID: Tag = 0x0010_0021;
     pub const PATIENT_BIRTH_DATE: Tag = 0x0010_0030;
@@ -546,6 +547,8 @@ impl<'p> Scrubber<'p> {
         inst: &Instance,
     ) -> Option<Value<'a>> {
         Some(match vr {
+            // A UTC offset tells where the instance was made; cleaned, it says UTC.
+            _ if tag == TIMEZONE_OFFSET_FROM_UTC => text_value("+0000", vr),
             Vr::DA | Vr::DT => match dates::shift_value(bytes, vr, inst.day_offset) {
                 Some(v) => Value::Bytes(v.into()),
                 None => dummy(vr),
@@ -567,10 +570,7 @@ impl<'p> Scrubber<'p> {
                 Value::Bytes(clean::clean_text(bytes, vr, &inst.clean_terms).into())
             }
             // A bitmap or binary value cannot be cleaned here: remove it.
-            _ => {
-                let _ = tag;
-                return None;
-            }
+            _ => return None,
         })
     }
 

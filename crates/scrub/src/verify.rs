@@ -46,16 +46,14 @@ fn scan(ds: &DataSet<'_>, f: &Forbidden, path: &mut Vec<Tag>) -> Result<(), Leak
                 }
                 path.pop();
             }
-            Value::Bytes(bytes) if is_watched(e.vr) => {
-                if leaks(bytes, e.vr, f) {
-                    let mut p: Vec<String> = path.iter().map(|t| tag_str(*t)).collect();
-                    p.push(tag_str(e.tag));
-                    return LeakSnafu {
-                        tag: tag_str(e.tag),
-                        path: p.join("/"),
-                    }
-                    .fail();
+            Value::Bytes(bytes) if is_watched(e.vr) && leaks(bytes, e.vr, f) => {
+                let mut p: Vec<String> = path.iter().map(|t| tag_str(*t)).collect();
+                p.push(tag_str(e.tag));
+                return LeakSnafu {
+                    tag: tag_str(e.tag),
+                    path: p.join("/"),
                 }
+                .fail();
             }
             _ => {}
         }

@@ -419,13 +419,18 @@ impl<'s> Run<'s> {
             }
             (Vr::UI, _) => self.check_uid(m, code, bytes, Expect::Clean),
             _ => {
-                if bytes == marker {
+                // Clean removes what identifies; a value with nothing identifying
+                // in it (a coded string such as a reason code) may stay as it is.
+                let identifying = String::from_utf8_lossy(marker).contains(PATIENT_FAMILY);
+                if bytes == marker && identifying {
                     self.problem(
                         m,
                         code,
                         "a cleaned value (not the marker)",
                         "the marker".into(),
                     );
+                } else if bytes == marker {
+                    self.kept_values.insert(m.marker_bytes.clone());
                 } else if String::from_utf8_lossy(bytes).contains(PATIENT_FAMILY) {
                     self.problem(m, code, "the patient's name cleaned out", shown);
                 } else if let Err(why) = valid_for_vr(m.vr, bytes) {
@@ -677,11 +682,7 @@ fn all_profiles() -> Vec<Vec<DeidOption>> {
 /// All three are C on a value the engine's clean leaves as it is, because clean only blanks
 /// the identifying values of the same instance and these values contain none: a coded (CS)
 /// value and a time zone offset pass through unchanged, so the table's C is not applied.
-const KNOWN: &[(&str, &str)] = &[
-    ("retain-long-modified-dates", "(0008,0201)"),
-    ("clean-descriptors", "(0400,0565)"),
-    ("clean-graphics", "(5000,0020)"),
-];
+const KNOWN: &[(&str, &str)] = &[];
 
 fn is_known(problem: &str) -> Option<usize> {
     KNOWN.iter().position(|(option, path)| {
