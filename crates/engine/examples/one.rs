@@ -7,7 +7,10 @@ fn main() {
     match engine.process(&std::fs::read(&a[1]).unwrap()) {
         Ok(p) => {
             for c in &p.report.changes {
-                println!("{} {:?} {} {:?} {:?}", c.path, c.keyword, c.code, c.action, c.source);
+                println!(
+                    "{} {:?} {} {:?} {:?}",
+                    c.path, c.keyword, c.code, c.action, c.source
+                );
             }
             std::fs::write(&a[2], p.bytes).unwrap();
         }

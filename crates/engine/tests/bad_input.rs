@@ -29,11 +29,17 @@ fn every_truncation_is_rejected_cleanly() {
             Ok(out) => {
                 // A cut exactly between elements is a shorter but valid data set;
                 // the output must still be a verified, de-identified file.
-                assert!(out.report.new_sop_instance_uid.starts_with("2.25."), "cut {cut}");
+                assert!(
+                    out.report.new_sop_instance_uid.starts_with("2.25."),
+                    "cut {cut}"
+                );
             }
             Err(r) => {
                 let text = r.to_string();
-                assert!(!text.contains("Doe") && !text.contains("PID-0001"), "cut {cut}: a value in the error: {text}");
+                assert!(
+                    !text.contains("Doe") && !text.contains("PID-0001"),
+                    "cut {cut}: a value in the error: {text}"
+                );
             }
         }
     }
@@ -45,12 +51,19 @@ fn absurd_lengths_allocate_nothing_near_what_they_claim() {
     let good = dicom_deid_wire::testing::minimal_file();
     // Replace the 8-byte pixel data element by one that claims 4 GiB - 16.
     let mut absurd = good[..good.len() - 20].to_vec();
-    absurd.extend_from_slice(&[0xE0, 0x7F, 0x10, 0x00, b'O', b'W', 0, 0, 0xF0, 0xFF, 0xFF, 0xFF, 1, 2, 3, 4]);
+    absurd.extend_from_slice(&[
+        0xE0, 0x7F, 0x10, 0x00, b'O', b'W', 0, 0, 0xF0, 0xFF, 0xFF, 0xFF, 1, 2, 3, 4,
+    ]);
     let region = Region::new(GLOBAL);
     let err = e.process(&absurd).unwrap_err();
     let stats = region.change();
     assert!(err.to_string().contains("truncated"), "{err}");
-    assert!(stats.bytes_allocated < 1 << 20, "allocated {} bytes for a {}-byte input", stats.bytes_allocated, absurd.len());
+    assert!(
+        stats.bytes_allocated < 1 << 20,
+        "allocated {} bytes for a {}-byte input",
+        stats.bytes_allocated,
+        absurd.len()
+    );
 }
 
 #[test]
@@ -59,7 +72,9 @@ fn nesting_thousands_deep_is_rejected_without_overflow() {
     let good = dicom_deid_wire::testing::minimal_file();
     let mut deep = good.clone();
     for _ in 0..5_000 {
-        deep.extend_from_slice(&[0x09, 0x00, 0x10, 0x10, b'S', b'Q', 0, 0, 0xFF, 0xFF, 0xFF, 0xFF]);
+        deep.extend_from_slice(&[
+            0x09, 0x00, 0x10, 0x10, b'S', b'Q', 0, 0, 0xFF, 0xFF, 0xFF, 0xFF,
+        ]);
         deep.extend_from_slice(&[0xFE, 0xFF, 0x00, 0xE0, 0xFF, 0xFF, 0xFF, 0xFF]);
     }
     let err = e.process(&deep).unwrap_err();
