@@ -593,13 +593,32 @@ fn write_atomic(dest: &Path, bytes: &[u8], temp_counter: &AtomicU64) -> io::Resu
         Some(dir) if !dir.as_os_str().is_empty() => dir,
         _ => Path::new("."),
     };
-    fs::create_dir_all(dir)?;
+    // Files of one folder usually arrive together: each worker remembers the
+    // last folder it made, saving a mkdir and a stat per file.
+    thread_local! {
+        static LAST_DIR: std::cell::RefCell<Option<PathBuf>> = const { std::cell::RefCell::new(None) };
+    }
+    if !LAST_DIR.with(|last| last.borrow().as_deref() == Some(dir)) {
+        fs::create_dir_all(dir)?;
+        LAST_DIR.with(|last| *last.borrow_mut() = Some(dir.to_path_buf()));
+    }
     let n = temp_counter.fetch_add(1, Ordering::Relaxed);
     let temp = dir.join(format!(".dicom-deid-{}-{n}.tmp", std::process::id()));
-    let written = fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .open(&temp)
+    let open = || {
+        fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&temp)
+    };
+    let file = match open() {
+        // The remembered folder was removed meanwhile: make it again, once.
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            fs::create_dir_all(dir)?;
+            open()
+        }
+        other => other,
+    };
+    let written = file
         .and_then(|mut file| file.write_all(bytes))
         .and_then(|()| fs::rename(&temp, dest));
     if written.is_err() {
