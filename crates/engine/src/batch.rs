@@ -38,7 +38,7 @@
 
 use std::fmt;
 use std::fs;
-use std::io::{self, Write};
+use std::io::{self, Read, Write};
 use std::num::NonZeroUsize;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::{Component, Path, PathBuf};
@@ -49,7 +49,7 @@ use crossbeam_channel::{bounded, Receiver, Sender};
 use snafu::{ResultExt, Snafu};
 use walkdir::WalkDir;
 
-use crate::{Engine, Processed, Rejection, Report};
+use crate::{Engine, Rejection, Report};
 
 /// How a batch run behaves.
 #[derive(Debug, Clone)]
@@ -319,13 +319,13 @@ pub fn run(
 /// The two engine calls a batch needs; a seam so the walking, threading and
 /// writing can be tested without a real engine.
 trait Pipeline: Sync {
-    fn process(&self, input: &[u8]) -> Result<Processed, Rejection>;
+    fn process_into(&self, input: &[u8], out: &mut Vec<u8>) -> Result<Report, Rejection>;
     fn plan(&self, input: &[u8]) -> Result<Report, Rejection>;
 }
 
 impl Pipeline for Engine {
-    fn process(&self, input: &[u8]) -> Result<Processed, Rejection> {
-        Engine::process(self, input)
+    fn process_into(&self, input: &[u8], out: &mut Vec<u8>) -> Result<Report, Rejection> {
+        Engine::process_into(self, input, out)
     }
     fn plan(&self, input: &[u8]) -> Result<Report, Rejection> {
         Engine::plan(self, input)
@@ -488,8 +488,11 @@ fn worker<P: Pipeline>(
     jobs: Receiver<Job>,
     events: Sender<Event>,
 ) {
+    // Buffers live as long as the worker: no fresh allocation (and, for large
+    // files, no fresh mapping and page faults) per file.
+    let mut buffers = Buffers::default();
     for job in jobs {
-        let outcome = handle(engine, opts, temp_counter, &job);
+        let outcome = handle(engine, opts, temp_counter, &job, &mut buffers);
         match &outcome {
             Outcome::Written { .. } => {
                 tracing::debug!(message = "Instance written.", path = %job.src.display())
@@ -511,11 +514,19 @@ fn worker<P: Pipeline>(
     }
 }
 
+/// A worker's reusable input and output buffers.
+#[derive(Default)]
+struct Buffers {
+    input: Vec<u8>,
+    output: Vec<u8>,
+}
+
 fn handle<P: Pipeline>(
     engine: &P,
     opts: &BatchOptions,
     temp_counter: &AtomicU64,
     job: &Job,
+    buffers: &mut Buffers,
 ) -> Outcome {
     let meta = match fs::metadata(&job.src) {
         Ok(meta) => meta,
@@ -536,22 +547,28 @@ fn handle<P: Pipeline>(
             },
         };
     }
-    let bytes = match fs::read(&job.src) {
-        Ok(bytes) => bytes,
-        Err(e) => return Outcome::Error(format!("cannot read: {e}")),
-    };
+    let Buffers {
+        input: bytes,
+        output,
+    } = buffers;
+    bytes.clear();
+    bytes.reserve(meta.len() as usize);
+    if let Err(e) = fs::File::open(&job.src).and_then(|mut f| f.read_to_end(bytes)) {
+        return Outcome::Error(format!("cannot read: {e}"));
+    }
     let bytes_in = bytes.len() as u64;
 
     // A panic in the pipeline costs this file, not the run. The CLI's panic hook
     // prints only the location, so no value can leak through the message.
     let result = catch_unwind(AssertUnwindSafe(|| {
         if opts.dry_run {
-            engine.plan(&bytes).map(|report| (None, report))
+            engine.plan(bytes).map(|report| (false, report))
         } else {
-            engine.process(&bytes).map(|p| (Some(p.bytes), p.report))
+            engine
+                .process_into(bytes, output)
+                .map(|report| (true, report))
         }
     }));
-    drop(bytes);
     let (out, report) = match result {
         Err(_) => {
             return Outcome::Error(
@@ -569,21 +586,21 @@ fn handle<P: Pipeline>(
         }
         Ok(Ok(done)) => done,
     };
-    match out {
-        None => Outcome::Planned {
+    if !out {
+        return Outcome::Planned {
             output: job.dest.clone(),
             bytes_in,
             report,
+        };
+    }
+    match write_atomic(&job.dest, output, temp_counter) {
+        Ok(()) => Outcome::Written {
+            output: job.dest.clone(),
+            bytes_in,
+            bytes_out: output.len() as u64,
+            report,
         },
-        Some(out) => match write_atomic(&job.dest, &out, temp_counter) {
-            Ok(()) => Outcome::Written {
-                output: job.dest.clone(),
-                bytes_in,
-                bytes_out: out.len() as u64,
-                report,
-            },
-            Err(e) => Outcome::Error(format!("cannot write {}: {e}", job.dest.display())),
-        },
+        Err(e) => Outcome::Error(format!("cannot write {}: {e}", job.dest.display())),
     }
 }
 
@@ -679,11 +696,12 @@ mod tests {
     }
 
     impl Pipeline for Fake {
-        fn process(&self, input: &[u8]) -> Result<Processed, Rejection> {
+        fn process_into(&self, input: &[u8], out: &mut Vec<u8>) -> Result<Report, Rejection> {
             let report = self.plan(input)?;
-            let mut bytes = b"OUT".to_vec();
-            bytes.extend_from_slice(&input[4..]);
-            Ok(Processed { bytes, report })
+            out.clear();
+            out.extend_from_slice(b"OUT");
+            out.extend_from_slice(&input[4..]);
+            Ok(report)
         }
         fn plan(&self, input: &[u8]) -> Result<Report, Rejection> {
             if input.starts_with(b"DICM") {

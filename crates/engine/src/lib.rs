@@ -167,16 +167,29 @@ impl Engine {
 
     /// De-identifies one instance.
     pub fn process(&self, input: &[u8]) -> Result<Processed, Rejection> {
-        self.run(input, true)
-            .map(|(bytes, report)| Processed { bytes, report })
+        let mut bytes = Vec::new();
+        let report = self.process_into(input, &mut bytes)?;
+        Ok(Processed { bytes, report })
+    }
+
+    /// De-identifies one instance into `out` (cleared first), so a caller that
+    /// handles many instances reuses one buffer. After a rejection `out` holds
+    /// nothing to use.
+    pub fn process_into(&self, input: &[u8], out: &mut Vec<u8>) -> Result<Report, Rejection> {
+        let result = self.run(input, Some(&mut *out));
+        if result.is_err() {
+            // Never leave the bytes of a refused instance in the caller's buffer.
+            out.clear();
+        }
+        result
     }
 
     /// A dry run: what would change, without encoding.
     pub fn plan(&self, input: &[u8]) -> Result<Report, Rejection> {
-        self.run(input, false).map(|(_, report)| report)
+        self.run(input, None)
     }
 
-    fn run(&self, input: &[u8], encode: bool) -> Result<(Vec<u8>, Report), Rejection> {
+    fn run(&self, input: &[u8], encode: Option<&mut Vec<u8>>) -> Result<Report, Rejection> {
         let raw = read_file(input, &self.limits)?;
         let inflated;
         let (body, syntax, ts_out) = if raw.syntax.deflated {
@@ -237,9 +250,8 @@ impl Engine {
             new_sop_instance_uid: uid(&ds, wt::SOP_INSTANCE_UID),
             changes: outcome.changes,
         };
-        if !encode {
-            return Ok((Vec::new(), report));
-        }
+        let Some(out) = encode else { return Ok(report) };
+        out.clear();
 
         let meta = FileMetaOut {
             sop_class_uid: class,
@@ -248,14 +260,14 @@ impl Engine {
             implementation_class_uid: IMPLEMENTATION_CLASS_UID.to_string(),
             implementation_version_name: IMPLEMENTATION_VERSION_NAME.to_string(),
         };
-        let mut out = Vec::with_capacity(input.len() + 1024);
-        write_file(&mut out, &meta, &ds, syntax).map_err(|e| Rejection::Unsupported {
+        out.reserve(input.len() + 1024);
+        write_file(out, &meta, &ds, syntax).map_err(|e| Rejection::Unsupported {
             reason: format!("cannot encode the output: {e}"),
         })?;
         drop(ds);
 
         // Verify what was actually encoded, not the tree we meant to encode.
-        let reread = read_file(&out, &self.limits)
+        let reread = read_file(out, &self.limits)
             .and_then(|r| r.parse(&self.limits))
             .map_err(|e| Rejection::Unsupported {
                 reason: format!("our output does not re-read: {e}"),
@@ -271,6 +283,6 @@ impl Engine {
             .fail();
         }
         drop(reread);
-        Ok((out, report))
+        Ok(report)
     }
 }
