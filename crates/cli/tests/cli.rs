@@ -334,22 +334,8 @@ fn under_ci() -> bool {
     std::env::var("CI").is_ok_and(|v| v == "true")
 }
 
-/// The corpus beside the clone, or `None` (loudly) on a developer box without it.
 fn corpus() -> Option<PathBuf> {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/corpus");
-    if path.join("MANIFEST.csv").is_file() {
-        return Some(path.canonicalize().unwrap());
-    }
-    assert!(
-        !under_ci(),
-        "CI=true but the shared corpus is missing at {}",
-        path.display()
-    );
-    eprintln!(
-        "\n!!! SKIPPED: no shared corpus at {} !!!\n",
-        path.display()
-    );
-    None
+    dicom_deid_wire::testing::shared_corpus()
 }
 
 /// Files whose header structure is broken (not just their pixel data, which the

@@ -15,16 +15,7 @@ use dicom_deid_engine::{Engine, Key, Profile, Rejection};
 use dicom_deid_wire::{parse_dataset, read_file, DataSet, Limits, Syntax, Value};
 
 fn corpus() -> Option<PathBuf> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/corpus");
-    if dir.is_dir() {
-        return Some(dir);
-    }
-    assert!(
-        std::env::var("CI").is_err(),
-        "CI=true but ../shared/corpus is missing"
-    );
-    eprintln!("SKIPPED: ../shared/corpus is not beside the checkout");
-    None
+    dicom_deid_wire::testing::shared_corpus()
 }
 
 fn files(dir: &Path) -> Vec<PathBuf> {

@@ -26,6 +26,9 @@ const DAY0: i64 = -25_567;
 const DATE_STEP: i64 = 53;
 
 /// Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's algorithm).
+///
+/// Deliberately not shared with `dicom_deid_scrub::dates`: the conformance test
+/// checks the engine's date shifts with this independent arithmetic.
 pub fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
     let y = if m <= 2 { y - 1 } else { y };
     let era = y.div_euclid(400);

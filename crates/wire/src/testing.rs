@@ -42,3 +42,26 @@ pub fn minimal_file() -> Vec<u8> {
     write_file(&mut out, &meta, &ds, Syntax::EXPLICIT_LE).expect("a small data set encodes");
     out
 }
+
+/// The shared corpus of real DICOM files (`../shared/corpus` beside the
+/// checkout), or `None`, said loudly, on a developer machine without it. Under
+/// `CI=true` a missing corpus is a failure, not a skip.
+pub fn shared_corpus() -> Option<std::path::PathBuf> {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/corpus");
+    if path.join("MANIFEST.csv").is_file() {
+        return Some(
+            path.canonicalize()
+                .expect("an existing folder canonicalizes"),
+        );
+    }
+    assert!(
+        std::env::var("CI").map_or(true, |v| v != "true"),
+        "CI=true but the shared corpus is missing at {}",
+        path.display()
+    );
+    eprintln!(
+        "\n!!! SKIPPED: no shared corpus at {} !!!\n",
+        path.display()
+    );
+    None
+}
