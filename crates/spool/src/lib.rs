@@ -1,0 +1,1 @@
+//! Durable store-and-forward queue of the gateway (issue 4). Being built; see the crate docs once it lands.
