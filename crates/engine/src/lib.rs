@@ -127,7 +127,6 @@ pub struct Engine {
     profile: Profile,
     key: Key,
     limits: Limits,
-    allow_burned_in: bool,
 }
 
 impl Engine {
@@ -137,21 +136,12 @@ impl Engine {
             profile,
             key,
             limits: Limits::default(),
-            allow_burned_in: false,
         }
     }
 
     /// Replaces the parsing limits.
     pub fn with_limits(mut self, limits: Limits) -> Engine {
         self.limits = limits;
-        self
-    }
-
-    /// Passes instances marked BurnedInAnnotation = YES through with their pixels
-    /// untouched instead of rejecting them. Only for callers that clean pixels
-    /// elsewhere or know the text is not identifying.
-    pub fn allow_burned_in(mut self, allow: bool) -> Engine {
-        self.allow_burned_in = allow;
         self
     }
 
@@ -224,10 +214,9 @@ impl Engine {
             }
             .fail();
         }
-        if !self.allow_burned_in
-            && ds
-                .str(BURNED_IN_ANNOTATION)
-                .is_some_and(|v| v.eq_ignore_ascii_case("YES"))
+        if ds
+            .str(BURNED_IN_ANNOTATION)
+            .is_some_and(|v| v.eq_ignore_ascii_case("YES"))
         {
             return UnsupportedSnafu { reason: "BurnedInAnnotation (0028,0301) is YES and no pixel clean is applied (the pixel stage is not available yet)" }.fail();
         }

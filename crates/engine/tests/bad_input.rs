@@ -80,3 +80,51 @@ fn nesting_thousands_deep_is_rejected_without_overflow() {
     let err = e.process(&deep).unwrap_err();
     assert!(err.to_string().contains("deeper than 64"), "{err}");
 }
+
+fn file_with(extra: Vec<dicom_deid_wire::Element<'static>>, drop_tag: Option<u32>) -> Vec<u8> {
+    use dicom_deid_wire::{read_file, write_file, FileMetaOut, Limits};
+    let good = dicom_deid_wire::testing::minimal_file();
+    let raw = read_file(&good, &Limits::default()).unwrap();
+    let mut ds = raw.parse(&Limits::default()).unwrap();
+    for e in extra {
+        ds.put(e);
+    }
+    if let Some(tag) = drop_tag {
+        ds.remove(tag);
+    }
+    let meta = FileMetaOut::for_dataset(&ds, "1.2.840.10008.1.2.1", "1.2.3", "TEST");
+    let mut out = Vec::new();
+    write_file(&mut out, &meta, &ds, raw.syntax).unwrap();
+    out
+}
+
+#[test]
+fn refuses_what_it_cannot_fully_deidentify() {
+    use dicom_deid_wire::{testing::text, Vr};
+    let e = engine();
+    let burned = file_with(vec![text(0x0028_0301, Vr::CS, "YES")], None);
+    let err = e.process(&burned).unwrap_err().to_string();
+    assert!(
+        err.contains("BurnedInAnnotation (0028,0301) is YES"),
+        "{err}"
+    );
+    // NO is fine.
+    assert!(e
+        .process(&file_with(vec![text(0x0028_0301, Vr::CS, "NO")], None))
+        .is_ok());
+    let dicomdir = file_with(
+        vec![text(0x0008_0016, Vr::UI, "1.2.840.10008.1.3.10")],
+        None,
+    );
+    assert!(e
+        .process(&dicomdir)
+        .unwrap_err()
+        .to_string()
+        .contains("DICOMDIR"));
+    let no_instance = file_with(vec![], Some(0x0008_0018));
+    assert!(e
+        .process(&no_instance)
+        .unwrap_err()
+        .to_string()
+        .contains("SOP Instance UID (0008,0018)"));
+}

@@ -63,9 +63,7 @@ mod verify;
 
 use std::collections::{HashMap, HashSet};
 
-use dicom_deid_profile::{
-    tag_keyword, Action, Code, DeidOption, ElementCtx, Longitudinal, Profile, Source,
-};
+use dicom_deid_profile::{tag_keyword, Action, Code, ElementCtx, Longitudinal, Profile, Source};
 use dicom_deid_wire::{element, group, tag_str, trim, DataSet, Element, Tag, Value, Vr};
 
 pub use verify::{verify, Leak};
@@ -138,13 +136,6 @@ impl std::fmt::Debug for Forbidden {
             self.terms.len(),
             self.uids.len()
         )
-    }
-}
-
-impl Forbidden {
-    /// Number of text values and name parts being watched for.
-    pub fn term_count(&self) -> usize {
-        self.terms.len()
     }
 }
 
@@ -654,11 +645,6 @@ impl<'p> Scrubber<'p> {
             Vr::CS,
             longitudinal,
         ));
-    }
-
-    /// Whether the profile applies an option (for callers deciding on reports).
-    pub fn has(&self, option: DeidOption) -> bool {
-        self.profile.has(option)
     }
 }
 
