@@ -1,1 +1,985 @@
-//! Durable store-and-forward queue of the gateway (issue 4). Being built; see the crate docs once it lands.
+//! Durable store-and-forward queue of the dicom-deid gateway.
+//!
+//! The server writes every de-identified instance here with [`Spool::put`] and answers the sender
+//! only after `put` returned `Ok`; forwarder workers take batches out with [`Spool::lease`] and
+//! settle each [`Lease`] with [`Lease::ack`] (delivered: delete), [`Lease::dead_letter`] (refused
+//! for good: move aside with a reason) or [`Lease::retry_later`]. A lease that is dropped without
+//! being settled is released: the entry stays queued. Nothing acknowledged is lost.
+//!
+//! # What it does not do
+//!
+//! It knows nothing of DICOM, HTTP or destinations beyond their names: data and meta are opaque
+//! bytes. It does not schedule retries, back off or deliver — the forwarder decides when to call
+//! `lease` again. It keeps no attempt counts on disk (they restart at 0 after a restart; at worst
+//! a delivery is retried a few more times than its budget). It is synchronous `std::fs` code: call
+//! it from a blocking pool (`spawn_blocking`). One process owns a spool root at a time; two
+//! processes on the same root are not detected and would hand out entries twice.
+//!
+//! # On-disk layout
+//!
+//! ```text
+//! root/
+//!   tmp/                          writes in progress; emptied by `open` (never acknowledged)
+//!   queue/<destination>/<id>.entry   one file per queued entry
+//!   dead/<destination>/<id>.entry    dead-lettered entries, with
+//!   dead/<destination>/<id>.reason   the reason, one line of UTF-8 text
+//! ```
+//!
+//! `<id>` is an [`EntryId`]: nanoseconds since the Unix epoch, zero-padded to 20 digits, strictly
+//! increasing within a process and started above every id already on disk at `open`, so file
+//! name order is age order. Destination and group names must match `[A-Za-z0-9_-][A-Za-z0-9._-]*`,
+//! at most 128 bytes ([`SpoolError::BadName`] otherwise), so they can never name a path outside
+//! the root. The group is kept in the entry header, not in the path.
+//!
+//! An entry file (all integers little-endian):
+//!
+//! ```text
+//! 0   8 bytes  magic "DDSPOOL1"
+//! 8   u32      header length H
+//! 12  u32      CRC-32 of the header
+//! 16  H bytes  header: u64 data length, u32 CRC-32 of the data,
+//!                      u16 group length + group (UTF-8), u32 meta length + meta
+//! 16+H         data, exactly `data length` bytes, then end of file
+//! ```
+//!
+//! `open` reads only headers, so a restart costs one small read per entry; the data checksum is
+//! verified by [`Lease::data`]. A file in `queue/` whose header fails its checks is moved to
+//! `dead/` at `open` with the defect as reason; a data checksum mismatch is reported as
+//! [`SpoolError::Corrupt`] naming the id, and the caller dead-letters it.
+//!
+//! # Why an acknowledged put survives kill -9 and power loss
+//!
+//! `put` writes header and data to a new file in `tmp/`, `fsync`s it (contents and length are on
+//! stable storage), renames it into `queue/<destination>/` (atomic: the name points to the old
+//! state or the complete new file, never a partial one) and `fsync`s that directory (the new name
+//! is on stable storage). Only then does it return `Ok`. A crash before the rename leaves a file
+//! in `tmp/`, which was never acknowledged and is deleted at the next `open`; a crash after the
+//! directory fsync leaves a complete, checksummed entry that `open` indexes. Directories created
+//! on the way (`queue/<destination>/`) are fsynced in their parent before the first entry is
+//! renamed into them. `ack` deletes and `dead_letter` renames, each followed by a directory fsync;
+//! a crash before that fsync can bring an entry back, which makes delivery at-least-once, never
+//! at-most-once. (This relies on the storage honouring `fsync`, as every durable store does.)
+//!
+//! The global lock guards only the in-memory index: concurrent puts write and fsync in parallel.
+//! [`SpoolConfig::max_bytes`] bounds the bytes of queued entry files (plus puts in progress);
+//! beyond it `put` answers [`SpoolError::Full`] at once. Dead-lettered entries do not count.
+//!
+//! # Example
+//!
+//! ```
+//! use dicom_deid_spool::{Spool, SpoolConfig};
+//!
+//! # fn main() -> Result<(), dicom_deid_spool::SpoolError> {
+//! # let dir = tempfile::tempdir().unwrap();
+//! let spool = Spool::open(dir.path(), SpoolConfig { max_bytes: 1 << 30 })?;
+//! let id = spool.put("orthanc", "study-7f3a", br#"{"sop":"2.25.1"}"#, b"instance bytes")?;
+//! // ... only now tell the sender the instance is stored ...
+//!
+//! for lease in spool.lease("orthanc", 100, 64 << 20)? {
+//!     assert_eq!(lease.id(), id);
+//!     let data = lease.data()?; // verifies the checksum
+//!     assert_eq!(data, b"instance bytes");
+//!     lease.ack()?; // delivered: deleted for good
+//! }
+//! assert_eq!(spool.depth().entries, 0);
+//! # Ok(()) }
+//! ```
+
+mod record;
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::fmt;
+use std::fs::{self, File, OpenOptions};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use snafu::{ResultExt, Snafu};
+use tracing::warn;
+
+pub use record::{MAX_META_LEN, MAX_NAME_LEN};
+
+const ENTRY_EXT: &str = "entry";
+const REASON_EXT: &str = "reason";
+
+/// Errors of the spool. Messages name paths and entry ids, never data, meta or reasons.
+#[derive(Debug, Snafu)]
+#[snafu(visibility(pub(crate)))]
+#[non_exhaustive]
+pub enum SpoolError {
+    /// The spool is full: {needed} more bytes would exceed the limit of {max_bytes} ({used} in use)
+    Full {
+        /// Bytes the refused entry would have taken on disk.
+        needed: u64,
+        /// Bytes queued or being written.
+        used: u64,
+        /// The configured limit.
+        max_bytes: u64,
+    },
+    /// I/O error on {}: {source}
+    #[snafu(display("I/O error on {}: {source}", path.display()))]
+    Io {
+        /// The file or directory concerned.
+        path: PathBuf,
+        /// The underlying error.
+        source: std::io::Error,
+    },
+    /// Spool entry {id} is corrupt: {defect}
+    Corrupt {
+        /// The corrupt entry.
+        id: EntryId,
+        /// What is wrong with it (a fixed description, never file content).
+        defect: &'static str,
+    },
+    /// Invalid {what} name: {reason}
+    BadName {
+        /// "destination" or "group".
+        what: &'static str,
+        /// Why it was refused.
+        reason: &'static str,
+    },
+    /// Meta blob of {len} bytes exceeds the maximum of {max}
+    MetaTooLarge {
+        /// Length of the refused blob.
+        len: usize,
+        /// [`MAX_META_LEN`].
+        max: usize,
+    },
+}
+
+/// Identifier of a spool entry: nanoseconds since the Unix epoch when it was put, made strictly
+/// increasing. Displays as 20 zero-padded digits, so lexical order is age order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct EntryId(u64);
+
+impl EntryId {
+    /// The numeric value.
+    pub fn as_u64(self) -> u64 {
+        self.0
+    }
+
+    fn file_name(self) -> String {
+        format!("{self}.{ENTRY_EXT}")
+    }
+
+    fn reason_file_name(self) -> String {
+        format!("{self}.{REASON_EXT}")
+    }
+
+    /// Parses `<20 digits>.<ext>`.
+    fn from_file_name(name: &str, ext: &str) -> Option<EntryId> {
+        let stem = name.strip_suffix(ext)?.strip_suffix('.')?;
+        stem.parse().ok()
+    }
+}
+
+impl fmt::Display for EntryId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:020}", self.0)
+    }
+}
+
+/// The error of parsing an [`EntryId`] that is not 20 decimal digits.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ParseEntryIdError;
+
+impl fmt::Display for ParseEntryIdError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("an entry id is 20 decimal digits")
+    }
+}
+
+impl std::error::Error for ParseEntryIdError {}
+
+impl FromStr for EntryId {
+    type Err = ParseEntryIdError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        if s.len() != 20 || !s.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(ParseEntryIdError);
+        }
+        s.parse().map(EntryId).map_err(|_| ParseEntryIdError)
+    }
+}
+
+/// Limits of a spool.
+#[derive(Debug, Clone)]
+pub struct SpoolConfig {
+    /// Bytes of queued entry files (header + meta + data) beyond which `put` answers
+    /// [`SpoolError::Full`].
+    pub max_bytes: u64,
+}
+
+/// Counts of a spool at one moment.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SpoolStats {
+    /// Queued entries (leased ones included).
+    pub entries: u64,
+    /// Bytes of queued entry files.
+    pub bytes: u64,
+    /// Queued entries currently leased.
+    pub leased: u64,
+    /// Bytes reserved by puts in progress.
+    pub writing_bytes: u64,
+    /// Entries in the dead-letter folder.
+    pub dead_entries: u64,
+    /// Bytes of dead-lettered entry files.
+    pub dead_bytes: u64,
+    /// The configured limit.
+    pub max_bytes: u64,
+    /// Queued entries per destination (only destinations with entries).
+    pub destinations: BTreeMap<String, DestinationStats>,
+}
+
+/// Counts of one destination's queue.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DestinationStats {
+    /// Queued entries (leased ones included).
+    pub entries: u64,
+    /// Bytes of queued entry files.
+    pub bytes: u64,
+    /// Entries currently leased.
+    pub leased: u64,
+}
+
+/// A durable queue rooted at one directory. Cheap to clone; all clones share one index.
+#[derive(Clone)]
+pub struct Spool {
+    inner: Arc<Inner>,
+}
+
+impl fmt::Debug for Spool {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Spool")
+            .field("root", &self.inner.root)
+            .field("max_bytes", &self.inner.config.max_bytes)
+            .finish_non_exhaustive()
+    }
+}
+
+struct Inner {
+    root: PathBuf,
+    queue_dir: PathBuf,
+    tmp_dir: PathBuf,
+    dead_dir: PathBuf,
+    config: SpoolConfig,
+    state: Mutex<State>,
+}
+
+#[derive(Default)]
+struct State {
+    destinations: HashMap<Arc<str>, DestQueue>,
+    queued_bytes: u64,
+    reserved_bytes: u64,
+    dead_entries: u64,
+    dead_bytes: u64,
+    last_id: u64,
+    /// `queue/<destination>` directories known to exist durably.
+    queue_dirs: HashSet<Arc<str>>,
+    /// `dead/<destination>` directories known to exist durably.
+    dead_dirs: HashSet<Arc<str>>,
+}
+
+#[derive(Default)]
+struct DestQueue {
+    entries: BTreeMap<EntryId, Entry>,
+    groups: HashMap<Arc<str>, BTreeSet<EntryId>>,
+    bytes: u64,
+    leased: u64,
+}
+
+struct Entry {
+    group: Arc<str>,
+    meta: Arc<[u8]>,
+    data_len: u64,
+    file_len: u64,
+    attempts: u32,
+    leased: bool,
+}
+
+impl DestQueue {
+    fn insert(&mut self, id: EntryId, entry: Entry) {
+        self.bytes += entry.file_len;
+        self.groups
+            .entry(entry.group.clone())
+            .or_default()
+            .insert(id);
+        self.entries.insert(id, entry);
+    }
+
+    fn remove(&mut self, id: EntryId) -> Option<Entry> {
+        let entry = self.entries.remove(&id)?;
+        self.bytes -= entry.file_len;
+        if entry.leased {
+            self.leased -= 1;
+        }
+        if let Some(ids) = self.groups.get_mut(&entry.group) {
+            ids.remove(&id);
+            if ids.is_empty() {
+                self.groups.remove(&entry.group);
+            }
+        }
+        Some(entry)
+    }
+}
+
+impl Inner {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // The index is updated in small steps that leave it consistent; a panic elsewhere while
+        // holding the lock does not make it unusable.
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn entry_path(&self, destination: &str, id: EntryId) -> PathBuf {
+        self.queue_dir.join(destination).join(id.file_name())
+    }
+
+    /// Creates `dir/name` if needed and makes its directory entry durable.
+    fn ensure_dir(&self, parent: &Path, name: &str) -> Result<(), SpoolError> {
+        let dir = parent.join(name);
+        fs::create_dir_all(&dir).context(IoSnafu { path: &dir })?;
+        sync_dir(parent)
+    }
+
+    /// Moves a queued entry to `dead/<destination>/` with its reason. Returns once both names are
+    /// durable. Does not touch the index.
+    fn move_to_dead(&self, destination: &str, id: EntryId, reason: &str) -> Result<(), SpoolError> {
+        let known = self.lock().dead_dirs.contains(destination);
+        if !known {
+            self.ensure_dir(&self.dead_dir, destination)?;
+            self.lock().dead_dirs.insert(destination.into());
+        }
+        let dead_dest = self.dead_dir.join(destination);
+
+        // The reason first: a crash in between leaves a stray reason file and the entry still
+        // queued, which is harmless; the other order could leave a dead entry without a reason.
+        let tmp = self.tmp_dir.join(id.reason_file_name());
+        let mut line = reason.replace(['\n', '\r'], " ");
+        line.push('\n');
+        write_durable(&tmp, &[line.as_bytes()])?;
+        let reason_path = dead_dest.join(id.reason_file_name());
+        fs::rename(&tmp, &reason_path).context(IoSnafu { path: &reason_path })?;
+
+        let from = self.entry_path(destination, id);
+        let to = dead_dest.join(id.file_name());
+        fs::rename(&from, &to).context(IoSnafu { path: &from })?;
+        sync_dir(&dead_dest)?;
+        sync_dir(&self.queue_dir.join(destination))
+    }
+}
+
+impl Spool {
+    /// Opens the spool at `root`, creating `root/{queue,tmp,dead}` as needed. Deletes whatever is
+    /// in `tmp/` (writes that never completed were never acknowledged), indexes every entry in
+    /// `queue/` (restart recovery) and counts `dead/`. An entry whose header is corrupt is moved
+    /// to `dead/` with the defect as reason.
+    pub fn open(root: &Path, config: SpoolConfig) -> Result<Spool, SpoolError> {
+        let inner = Inner {
+            root: root.to_owned(),
+            queue_dir: root.join("queue"),
+            tmp_dir: root.join("tmp"),
+            dead_dir: root.join("dead"),
+            config,
+            state: Mutex::new(State::default()),
+        };
+        fs::create_dir_all(root).context(IoSnafu { path: root })?;
+        for dir in [&inner.queue_dir, &inner.tmp_dir, &inner.dead_dir] {
+            fs::create_dir(dir)
+                .or_else(|e| match e.kind() {
+                    std::io::ErrorKind::AlreadyExists => Ok(()),
+                    _ => Err(e),
+                })
+                .context(IoSnafu { path: dir })?;
+        }
+        sync_dir(root)?;
+
+        clean_tmp(&inner.tmp_dir)?;
+        let mut last_id = 0;
+        let mut corrupt = Vec::new();
+        {
+            let mut state = inner.lock();
+            for (destination, dir) in subdirs(&inner.queue_dir)? {
+                let mut queue = DestQueue::default();
+                for (id, path) in entry_files(&dir, ENTRY_EXT)? {
+                    last_id = last_id.max(id.0);
+                    let mut file = File::open(&path).context(IoSnafu { path: &path })?;
+                    match record::read_header(&mut file).context(IoSnafu { path: &path })? {
+                        Ok(header) => {
+                            let file_len = header.file_len();
+                            queue.insert(
+                                id,
+                                Entry {
+                                    group: header.group.as_str().into(),
+                                    meta: header.meta.into(),
+                                    data_len: header.data_len,
+                                    file_len,
+                                    attempts: 0,
+                                    leased: false,
+                                },
+                            )
+                        }
+                        Err(defect) => corrupt.push((destination.clone(), id, defect)),
+                    }
+                }
+                state.queued_bytes += queue.bytes;
+                state.queue_dirs.insert(destination.clone());
+                state.destinations.insert(destination, queue);
+            }
+            for (destination, dir) in subdirs(&inner.dead_dir)? {
+                for (id, path) in entry_files(&dir, ENTRY_EXT)? {
+                    last_id = last_id.max(id.0);
+                    let len = fs::metadata(&path).context(IoSnafu { path: &path })?.len();
+                    state.dead_entries += 1;
+                    state.dead_bytes += len;
+                }
+                state.dead_dirs.insert(destination);
+            }
+            state.last_id = last_id;
+        }
+        for (destination, id, defect) in corrupt {
+            warn!(
+                message = "Corrupt spool entry moved to the dead-letter folder.",
+                spool_id = %id,
+                destination = %destination,
+                defect
+            );
+            let len = fs::metadata(inner.entry_path(&destination, id))
+                .map(|m| m.len())
+                .unwrap_or(0);
+            inner.move_to_dead(&destination, id, &format!("corrupt at open: {defect}"))?;
+            let mut state = inner.lock();
+            state.dead_entries += 1;
+            state.dead_bytes += len;
+        }
+        Ok(Spool {
+            inner: Arc::new(inner),
+        })
+    }
+
+    /// The root directory.
+    pub fn root(&self) -> &Path {
+        &self.inner.root
+    }
+
+    /// Stores one entry durably and returns its id. Only when this returns `Ok` may the caller
+    /// acknowledge: the entry then survives a crash or power loss. `meta` (at most
+    /// [`MAX_META_LEN`] bytes) is stored in the same file as `data`, so both exist or neither.
+    /// Entries of one `group` are handed out together by [`Spool::lease`].
+    ///
+    /// Fails with [`SpoolError::Full`] when the entry would take the spool beyond its limit,
+    /// and with [`SpoolError::BadName`] when `destination` or `group` is not a safe name.
+    pub fn put(
+        &self,
+        destination: &str,
+        group: &str,
+        meta: &[u8],
+        data: &[u8],
+    ) -> Result<EntryId, SpoolError> {
+        check_name("destination", destination)?;
+        check_name("group", group)?;
+        snafu::ensure!(
+            meta.len() <= MAX_META_LEN,
+            MetaTooLargeSnafu {
+                len: meta.len(),
+                max: MAX_META_LEN
+            }
+        );
+        let inner = &*self.inner;
+        let file_len = record::file_len(group, meta, data);
+        let max_bytes = inner.config.max_bytes;
+
+        // Reserve room and take an id under the lock; write and fsync without it.
+        let (id, dir_known) = {
+            let mut state = inner.lock();
+            let used = state.queued_bytes + state.reserved_bytes;
+            if used.saturating_add(file_len) > max_bytes {
+                return FullSnafu {
+                    needed: file_len,
+                    used,
+                    max_bytes,
+                }
+                .fail();
+            }
+            state.reserved_bytes += file_len;
+            let now = SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map(|d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
+                .unwrap_or(0);
+            state.last_id = now.max(state.last_id + 1);
+            (
+                EntryId(state.last_id),
+                state.queue_dirs.contains(destination),
+            )
+        };
+        let reservation = Reservation {
+            inner,
+            bytes: file_len,
+        };
+
+        if !dir_known {
+            inner.ensure_dir(&inner.queue_dir, destination)?;
+            inner.lock().queue_dirs.insert(destination.into());
+        }
+        let tmp = inner.tmp_dir.join(id.file_name());
+        let prefix = record::encode_prefix(group, meta, data);
+        if let Err(e) = write_durable(&tmp, &[&prefix, data]) {
+            let _ = fs::remove_file(&tmp);
+            return Err(e);
+        }
+        let dest_dir = inner.queue_dir.join(destination);
+        let path = dest_dir.join(id.file_name());
+        if let Err(e) = fs::rename(&tmp, &path) {
+            let _ = fs::remove_file(&tmp);
+            return Err(e).context(IoSnafu { path });
+        }
+        // If this fails the entry may or may not survive a power loss; the caller must not
+        // acknowledge, but the entry stays queued (at-least-once) so it is indexed below.
+        let synced = sync_dir(&dest_dir);
+
+        let mut state = inner.lock();
+        std::mem::forget(reservation);
+        state.reserved_bytes -= file_len;
+        state.queued_bytes += file_len;
+        let destination: Arc<str> = match state.destinations.get_key_value(destination) {
+            Some((key, _)) => key.clone(),
+            None => destination.into(),
+        };
+        state.destinations.entry(destination).or_default().insert(
+            id,
+            Entry {
+                group: group.into(),
+                meta: meta.into(),
+                data_len: data.len() as u64,
+                file_len,
+                attempts: 0,
+                leased: false,
+            },
+        );
+        drop(state);
+        synced.map(|()| id)
+    }
+
+    /// Leases up to `max_count` entries and `max_bytes` bytes of data of one group queued for
+    /// `destination`: the group of the oldest entry not already leased, its entries oldest first.
+    /// The first entry is handed out even when its data alone exceeds `max_bytes`, so a large
+    /// entry is never stuck. Returns an empty `Vec` when nothing is ready.
+    pub fn lease(
+        &self,
+        destination: &str,
+        max_count: usize,
+        max_bytes: u64,
+    ) -> Result<Vec<Lease>, SpoolError> {
+        check_name("destination", destination)?;
+        let mut state = self.inner.lock();
+        let Some((dest_key, queue)) = state.destinations.get_key_value(destination) else {
+            return Ok(Vec::new());
+        };
+        let dest_key = dest_key.clone();
+        let Some(group) = queue
+            .entries
+            .values()
+            .find(|e| !e.leased)
+            .map(|e| e.group.clone())
+        else {
+            return Ok(Vec::new());
+        };
+        let queue = state
+            .destinations
+            .get_mut(destination)
+            .expect("looked up above");
+        let mut leases = Vec::new();
+        let mut bytes = 0u64;
+        for id in &queue.groups[&group] {
+            if leases.len() >= max_count {
+                break;
+            }
+            let entry = queue
+                .entries
+                .get_mut(id)
+                .expect("group index matches entries");
+            if entry.leased {
+                continue;
+            }
+            if !leases.is_empty() && bytes.saturating_add(entry.data_len) > max_bytes {
+                break;
+            }
+            bytes += entry.data_len;
+            entry.leased = true;
+            leases.push(Lease {
+                inner: self.inner.clone(),
+                destination: dest_key.clone(),
+                id: *id,
+                group: group.clone(),
+                meta: entry.meta.clone(),
+                data_len: entry.data_len,
+                attempts: entry.attempts,
+                settled: false,
+            });
+        }
+        queue.leased += leases.len() as u64;
+        Ok(leases)
+    }
+
+    /// Counts of queued, leased and dead entries.
+    pub fn depth(&self) -> SpoolStats {
+        let state = self.inner.lock();
+        let destinations: BTreeMap<String, DestinationStats> = state
+            .destinations
+            .iter()
+            .filter(|(_, q)| !q.entries.is_empty())
+            .map(|(name, q)| {
+                let stats = DestinationStats {
+                    entries: q.entries.len() as u64,
+                    bytes: q.bytes,
+                    leased: q.leased,
+                };
+                (name.to_string(), stats)
+            })
+            .collect();
+        SpoolStats {
+            entries: destinations.values().map(|d| d.entries).sum(),
+            bytes: state.queued_bytes,
+            leased: destinations.values().map(|d| d.leased).sum(),
+            writing_bytes: state.reserved_bytes,
+            dead_entries: state.dead_entries,
+            dead_bytes: state.dead_bytes,
+            max_bytes: self.inner.config.max_bytes,
+            destinations,
+        }
+    }
+}
+
+/// Room reserved by a `put` in progress; released if the put fails.
+struct Reservation<'a> {
+    inner: &'a Inner,
+    bytes: u64,
+}
+
+impl Drop for Reservation<'_> {
+    fn drop(&mut self) {
+        self.inner.lock().reserved_bytes -= self.bytes;
+    }
+}
+
+/// One entry handed out by [`Spool::lease`]. No other lease hands it out until this one is
+/// settled. Dropping it without [`ack`](Lease::ack) or [`dead_letter`](Lease::dead_letter)
+/// releases it: the entry stays queued and is leased again later.
+pub struct Lease {
+    inner: Arc<Inner>,
+    destination: Arc<str>,
+    id: EntryId,
+    group: Arc<str>,
+    meta: Arc<[u8]>,
+    data_len: u64,
+    attempts: u32,
+    settled: bool,
+}
+
+impl fmt::Debug for Lease {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Lease")
+            .field("id", &self.id)
+            .field("destination", &self.destination)
+            .field("group", &self.group)
+            .field("data_len", &self.data_len)
+            .field("attempts", &self.attempts)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Lease {
+    /// The entry's id.
+    pub fn id(&self) -> EntryId {
+        self.id
+    }
+
+    /// The destination it was queued for.
+    pub fn destination(&self) -> &str {
+        &self.destination
+    }
+
+    /// The group it was put with.
+    pub fn group(&self) -> &str {
+        &self.group
+    }
+
+    /// The meta blob it was put with.
+    pub fn meta(&self) -> &[u8] {
+        &self.meta
+    }
+
+    /// Length of its data in bytes.
+    pub fn data_len(&self) -> u64 {
+        self.data_len
+    }
+
+    /// How many times it was handed back with [`retry_later`](Lease::retry_later) since the
+    /// spool was opened (not persisted: starts at 0 after a restart).
+    pub fn attempts(&self) -> u32 {
+        self.attempts
+    }
+
+    /// Reads the data from disk and verifies its checksum. A damaged file is
+    /// [`SpoolError::Corrupt`] naming the id; dead-letter it.
+    pub fn data(&self) -> Result<Vec<u8>, SpoolError> {
+        let path = self.path();
+        let mut file = File::open(&path).context(IoSnafu { path: &path })?;
+        let header = record::read_header(&mut file)
+            .context(IoSnafu { path: &path })?
+            .map_err(|defect| SpoolError::Corrupt {
+                id: self.id,
+                defect,
+            })?;
+        record::read_data(&mut file, &header)
+            .context(IoSnafu { path: &path })?
+            .map_err(|defect| SpoolError::Corrupt {
+                id: self.id,
+                defect,
+            })
+    }
+
+    /// Delivered: deletes the entry durably. On error the entry stays queued and is released.
+    pub fn ack(mut self) -> Result<(), SpoolError> {
+        let path = self.path();
+        fs::remove_file(&path).context(IoSnafu { path: &path })?;
+        // The file is gone from the namespace: forget it whatever the directory fsync says.
+        self.forget(false);
+        sync_dir(&self.inner.queue_dir.join(&*self.destination))
+    }
+
+    /// Refused for good: moves the entry to `dead/<destination>/` beside a file holding `reason`
+    /// (one line; the caller keeps PHI out of it). On error the entry stays queued and is
+    /// released.
+    pub fn dead_letter(mut self, reason: &str) -> Result<(), SpoolError> {
+        self.inner
+            .move_to_dead(&self.destination, self.id, reason)?;
+        self.forget(true);
+        Ok(())
+    }
+
+    /// Not delivered this time: releases the lease and counts one more attempt.
+    pub fn retry_later(mut self) {
+        self.release(true);
+    }
+
+    fn path(&self) -> PathBuf {
+        self.inner.entry_path(&self.destination, self.id)
+    }
+
+    /// Removes the entry from the index after its file left `queue/`.
+    fn forget(&mut self, dead: bool) {
+        self.settled = true;
+        let mut state = self.inner.lock();
+        let removed = state
+            .destinations
+            .get_mut(&*self.destination)
+            .and_then(|q| q.remove(self.id));
+        if let Some(entry) = removed {
+            state.queued_bytes -= entry.file_len;
+            if dead {
+                state.dead_entries += 1;
+                state.dead_bytes += entry.file_len;
+            }
+        }
+    }
+
+    fn release(&mut self, attempted: bool) {
+        self.settled = true;
+        let mut state = self.inner.lock();
+        let Some(queue) = state.destinations.get_mut(&*self.destination) else {
+            return;
+        };
+        if let Some(entry) = queue.entries.get_mut(&self.id) {
+            if entry.leased {
+                entry.leased = false;
+                queue.leased -= 1;
+            }
+            if attempted {
+                entry.attempts = entry.attempts.saturating_add(1);
+            }
+        }
+    }
+}
+
+impl Drop for Lease {
+    fn drop(&mut self) {
+        if !self.settled {
+            self.release(false);
+        }
+    }
+}
+
+/// Accepts `[A-Za-z0-9_-][A-Za-z0-9._-]*` of 1 to [`MAX_NAME_LEN`] bytes: a single path component
+/// that is never `.`, `..`, hidden, or anything a filesystem treats specially.
+fn check_name(what: &'static str, name: &str) -> Result<(), SpoolError> {
+    let reason = if name.is_empty() {
+        "empty"
+    } else if name.len() > MAX_NAME_LEN {
+        "longer than 128 bytes"
+    } else if name.starts_with('.') {
+        "starts with a dot"
+    } else if !name
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+    {
+        "only ASCII letters, digits, '-', '_' and '.' are allowed"
+    } else {
+        return Ok(());
+    };
+    BadNameSnafu { what, reason }.fail()
+}
+
+/// Creates `path` (which must not exist), writes `parts`, and fsyncs it.
+fn write_durable(path: &Path, parts: &[&[u8]]) -> Result<(), SpoolError> {
+    let mut file = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(path)
+        .context(IoSnafu { path })?;
+    for part in parts {
+        file.write_all(part).context(IoSnafu { path })?;
+    }
+    file.sync_all().context(IoSnafu { path })
+}
+
+/// Makes the directory entries of `dir` (creations, renames, deletions) durable.
+fn sync_dir(dir: &Path) -> Result<(), SpoolError> {
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .context(IoSnafu { path: dir })
+}
+
+/// Deletes everything in `tmp/`.
+fn clean_tmp(tmp: &Path) -> Result<(), SpoolError> {
+    let mut removed = 0usize;
+    for item in fs::read_dir(tmp).context(IoSnafu { path: tmp })? {
+        let item = item.context(IoSnafu { path: tmp })?;
+        let path = item.path();
+        let is_dir = item.file_type().map(|t| t.is_dir()).unwrap_or(false);
+        let result = if is_dir {
+            fs::remove_dir_all(&path)
+        } else {
+            fs::remove_file(&path)
+        };
+        result.context(IoSnafu { path: &path })?;
+        removed += 1;
+    }
+    if removed > 0 {
+        warn!(
+            message = "Removed unfinished writes from the spool's tmp directory.",
+            count = removed,
+            path = %tmp.display()
+        );
+        sync_dir(tmp)?;
+    }
+    Ok(())
+}
+
+/// The subdirectories of `dir` with valid destination names; anything else is reported and
+/// left alone.
+fn subdirs(dir: &Path) -> Result<Vec<(Arc<str>, PathBuf)>, SpoolError> {
+    let mut out = Vec::new();
+    for item in fs::read_dir(dir).context(IoSnafu { path: dir })? {
+        let item = item.context(IoSnafu { path: dir })?;
+        let path = item.path();
+        let is_dir = item.file_type().map(|t| t.is_dir()).unwrap_or(false);
+        match item.file_name().to_str() {
+            Some(name) if is_dir && check_name("destination", name).is_ok() => {
+                out.push((name.into(), path))
+            }
+            _ => warn!(message = "Ignoring unexpected item in the spool.", path = %path.display()),
+        }
+    }
+    Ok(out)
+}
+
+/// The `<id>.<ext>` files of `dir`, ordered by id; other files are reported (except the reason
+/// files beside dead entries) and left alone.
+fn entry_files(dir: &Path, ext: &str) -> Result<Vec<(EntryId, PathBuf)>, SpoolError> {
+    let mut out = Vec::new();
+    for item in fs::read_dir(dir).context(IoSnafu { path: dir })? {
+        let item = item.context(IoSnafu { path: dir })?;
+        let path = item.path();
+        let name = item.file_name();
+        let name = name.to_str().unwrap_or("");
+        match EntryId::from_file_name(name, ext) {
+            Some(id) if item.file_type().map(|t| t.is_file()).unwrap_or(false) => {
+                out.push((id, path))
+            }
+            _ if EntryId::from_file_name(name, REASON_EXT).is_some() => {}
+            _ => warn!(message = "Ignoring unexpected item in the spool.", path = %path.display()),
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names() {
+        for ok in ["orthanc", "dest-1", "a.b_c", "2.25.1234", "X"] {
+            check_name("destination", ok).unwrap();
+        }
+        let long = "a".repeat(129);
+        for bad in [
+            "",
+            ".",
+            "..",
+            ".hidden",
+            "a/b",
+            "/abs",
+            "a\\b",
+            "a\0b",
+            "a b",
+            "é",
+            long.as_str(),
+        ] {
+            assert!(
+                matches!(
+                    check_name("group", bad),
+                    Err(SpoolError::BadName { what: "group", .. })
+                ),
+                "{bad:?} accepted"
+            );
+        }
+        check_name("group", &"a".repeat(128)).unwrap();
+    }
+
+    #[test]
+    fn entry_id_text() {
+        let id = EntryId(42);
+        assert_eq!(id.to_string(), "00000000000000000042");
+        assert_eq!(id.file_name(), "00000000000000000042.entry");
+        assert_eq!(
+            EntryId::from_file_name("00000000000000000042.entry", ENTRY_EXT),
+            Some(id)
+        );
+        assert_eq!(EntryId::from_file_name("42.entry", ENTRY_EXT), None);
+        assert_eq!(
+            EntryId::from_file_name("00000000000000000042.reason", ENTRY_EXT),
+            None
+        );
+        assert_eq!(
+            "+0000000000000000042".parse::<EntryId>(),
+            Err(ParseEntryIdError)
+        );
+        assert!(EntryId(1) < EntryId(u64::MAX));
+    }
+
+    #[test]
+    fn error_messages_name_ids_not_content() {
+        let e = SpoolError::Corrupt {
+            id: EntryId(7),
+            defect: "data checksum mismatch",
+        };
+        assert_eq!(
+            e.to_string(),
+            "Spool entry 00000000000000000007 is corrupt: data checksum mismatch"
+        );
+    }
+}

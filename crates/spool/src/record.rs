@@ -1,0 +1,243 @@
+//! The on-disk record: one file per entry holding a checksummed header (group, meta, data length
+//! and data checksum) followed by the data. See the crate docs for the byte layout.
+
+use std::fs::File;
+use std::io::{Read, Seek, SeekFrom};
+
+/// First bytes of every entry file; the trailing digit is the format version.
+pub(crate) const MAGIC: &[u8; 8] = b"DDSPOOL1";
+/// magic + header length + header checksum.
+pub(crate) const PREFIX_LEN: usize = 16;
+/// Largest meta blob accepted by `put`.
+pub const MAX_META_LEN: usize = 1 << 20;
+/// Longest destination or group name.
+pub const MAX_NAME_LEN: usize = 128;
+/// Fixed part of the header body: data length, data checksum, group length, meta length.
+const HEADER_FIXED: usize = 8 + 4 + 2 + 4;
+/// No valid header body is longer than this; a larger length field means a corrupt file.
+const MAX_HEADER_LEN: usize = HEADER_FIXED + MAX_NAME_LEN + MAX_META_LEN;
+
+/// The decoded header of an entry file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Header {
+    pub group: String,
+    pub meta: Vec<u8>,
+    pub data_len: u64,
+    pub data_crc: u32,
+    /// Offset of the first data byte in the file.
+    pub data_offset: u64,
+}
+
+impl Header {
+    /// Total length of the file this header describes.
+    pub fn file_len(&self) -> u64 {
+        self.data_offset + self.data_len
+    }
+}
+
+/// Why a file is not a valid entry. Static strings only: never file content.
+pub(crate) type Defect = &'static str;
+
+/// Length of the file `encode_prefix` + data will produce.
+pub(crate) fn file_len(group: &str, meta: &[u8], data: &[u8]) -> u64 {
+    (PREFIX_LEN + HEADER_FIXED + group.len() + meta.len()) as u64 + data.len() as u64
+}
+
+/// Everything that precedes the data in an entry file. The caller has checked the name and meta
+/// lengths against their limits.
+pub(crate) fn encode_prefix(group: &str, meta: &[u8], data: &[u8]) -> Vec<u8> {
+    debug_assert!(group.len() <= MAX_NAME_LEN && meta.len() <= MAX_META_LEN);
+    let mut body = Vec::with_capacity(HEADER_FIXED + group.len() + meta.len());
+    body.extend_from_slice(&(data.len() as u64).to_le_bytes());
+    body.extend_from_slice(&crc32fast::hash(data).to_le_bytes());
+    body.extend_from_slice(&(group.len() as u16).to_le_bytes());
+    body.extend_from_slice(group.as_bytes());
+    body.extend_from_slice(&(meta.len() as u32).to_le_bytes());
+    body.extend_from_slice(meta);
+
+    let mut out = Vec::with_capacity(PREFIX_LEN + body.len());
+    out.extend_from_slice(MAGIC);
+    out.extend_from_slice(&(body.len() as u32).to_le_bytes());
+    out.extend_from_slice(&crc32fast::hash(&body).to_le_bytes());
+    out.extend_from_slice(&body);
+    out
+}
+
+/// Reads and verifies the header of an open entry file, and checks that the file length matches
+/// it. Leaves the file position at the first data byte. `Ok(Err(_))` is a corrupt file;
+/// `Err(_)` an I/O error.
+pub(crate) fn read_header(file: &mut File) -> std::io::Result<Result<Header, Defect>> {
+    let actual_len = file.metadata()?.len();
+    file.seek(SeekFrom::Start(0))?;
+    let mut prefix = [0u8; PREFIX_LEN];
+    if !read_full(file, &mut prefix)? {
+        return Ok(Err("shorter than its header"));
+    }
+    if &prefix[..8] != MAGIC {
+        return Ok(Err("bad magic"));
+    }
+    let header_len = u32::from_le_bytes(prefix[8..12].try_into().expect("4 bytes")) as usize;
+    let header_crc = u32::from_le_bytes(prefix[12..16].try_into().expect("4 bytes"));
+    if !(HEADER_FIXED..=MAX_HEADER_LEN).contains(&header_len) {
+        return Ok(Err("header length out of range"));
+    }
+    if (PREFIX_LEN + header_len) as u64 > actual_len {
+        return Ok(Err("shorter than its header"));
+    }
+    let mut body = vec![0u8; header_len];
+    if !read_full(file, &mut body)? {
+        return Ok(Err("shorter than its header"));
+    }
+    if crc32fast::hash(&body) != header_crc {
+        return Ok(Err("header checksum mismatch"));
+    }
+    let header = match parse_body(&body) {
+        Some(h) => Header {
+            data_offset: (PREFIX_LEN + header_len) as u64,
+            ..h
+        },
+        None => return Ok(Err("malformed header")),
+    };
+    if header.file_len() != actual_len {
+        return Ok(Err("file length does not match its header"));
+    }
+    Ok(Ok(header))
+}
+
+/// Reads the data that follows a header returned by [`read_header`] and verifies its checksum.
+pub(crate) fn read_data(
+    file: &mut File,
+    header: &Header,
+) -> std::io::Result<Result<Vec<u8>, Defect>> {
+    let Ok(len) = usize::try_from(header.data_len) else {
+        return Ok(Err("data length out of range"));
+    };
+    file.seek(SeekFrom::Start(header.data_offset))?;
+    let mut data = vec![0u8; len];
+    if !read_full(file, &mut data)? {
+        return Ok(Err("data truncated"));
+    }
+    if crc32fast::hash(&data) != header.data_crc {
+        return Ok(Err("data checksum mismatch"));
+    }
+    Ok(Ok(data))
+}
+
+fn parse_body(body: &[u8]) -> Option<Header> {
+    let mut rest = body;
+    let data_len = u64::from_le_bytes(take(&mut rest, 8)?.try_into().ok()?);
+    let data_crc = u32::from_le_bytes(take(&mut rest, 4)?.try_into().ok()?);
+    let group_len = u16::from_le_bytes(take(&mut rest, 2)?.try_into().ok()?) as usize;
+    let group = std::str::from_utf8(take(&mut rest, group_len)?)
+        .ok()?
+        .to_owned();
+    let meta_len = u32::from_le_bytes(take(&mut rest, 4)?.try_into().ok()?) as usize;
+    let meta = take(&mut rest, meta_len)?.to_vec();
+    if !rest.is_empty() {
+        return None;
+    }
+    Some(Header {
+        group,
+        meta,
+        data_len,
+        data_crc,
+        data_offset: 0,
+    })
+}
+
+fn take<'a>(rest: &mut &'a [u8], n: usize) -> Option<&'a [u8]> {
+    if rest.len() < n {
+        return None;
+    }
+    let (head, tail) = rest.split_at(n);
+    *rest = tail;
+    Some(head)
+}
+
+/// `read_exact` that reports a short file as `Ok(false)` instead of an error.
+fn read_full(file: &mut File, buf: &mut [u8]) -> std::io::Result<bool> {
+    match file.read_exact(buf) {
+        Ok(()) => Ok(true),
+        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    fn write_entry(
+        dir: &std::path::Path,
+        group: &str,
+        meta: &[u8],
+        data: &[u8],
+    ) -> std::path::PathBuf {
+        let path = dir.join("e");
+        let mut f = File::create(&path).unwrap();
+        f.write_all(&encode_prefix(group, meta, data)).unwrap();
+        f.write_all(data).unwrap();
+        path
+    }
+
+    #[test]
+    fn round_trip() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = write_entry(dir.path(), "study-1", b"{\"a\":1}", b"payload bytes");
+        assert_eq!(
+            std::fs::metadata(&path).unwrap().len(),
+            file_len("study-1", b"{\"a\":1}", b"payload bytes")
+        );
+        let mut f = File::open(&path).unwrap();
+        let h = read_header(&mut f).unwrap().unwrap();
+        assert_eq!(h.group, "study-1");
+        assert_eq!(h.meta, b"{\"a\":1}");
+        assert_eq!(h.data_len, 13);
+        assert_eq!(read_data(&mut f, &h).unwrap().unwrap(), b"payload bytes");
+    }
+
+    #[test]
+    fn empty_meta_and_data() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = write_entry(dir.path(), "g", b"", b"");
+        let mut f = File::open(&path).unwrap();
+        let h = read_header(&mut f).unwrap().unwrap();
+        assert_eq!(read_data(&mut f, &h).unwrap().unwrap(), b"");
+    }
+
+    #[test]
+    fn every_single_byte_flip_is_detected() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = write_entry(dir.path(), "grp", b"meta", b"some data here");
+        let good = std::fs::read(&path).unwrap();
+        for i in 0..good.len() {
+            let mut bad = good.clone();
+            bad[i] ^= 0x40;
+            std::fs::write(&path, &bad).unwrap();
+            let mut f = File::open(&path).unwrap();
+            let detected = match read_header(&mut f).unwrap() {
+                Err(_) => true,
+                Ok(h) => read_data(&mut f, &h).unwrap().is_err(),
+            };
+            assert!(detected, "flip at byte {i} went unnoticed");
+        }
+    }
+
+    #[test]
+    fn truncation_and_extension_are_detected() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = write_entry(dir.path(), "grp", b"meta", b"some data here");
+        let good = std::fs::read(&path).unwrap();
+        for len in 0..good.len() {
+            std::fs::write(&path, &good[..len]).unwrap();
+            let mut f = File::open(&path).unwrap();
+            assert!(read_header(&mut f).unwrap().is_err(), "truncated to {len}");
+        }
+        let mut longer = good.clone();
+        longer.push(0);
+        std::fs::write(&path, &longer).unwrap();
+        let mut f = File::open(&path).unwrap();
+        assert!(read_header(&mut f).unwrap().is_err());
+    }
+}
