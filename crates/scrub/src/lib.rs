@@ -387,15 +387,9 @@ impl<'p> Scrubber<'p> {
             let resolved = self.resolve(&e, path, &creators);
             let action = effective(mode, resolved.action, e.tag, e.vr);
             let keep = match action {
-                Action::Keep => {
+                Action::Keep | Action::KeepRecurse => {
                     if let Value::Seq(items) = &mut e.value {
-                        self.recurse(items, e.tag, path, Mode::Normal, inst, changes);
-                    }
-                    true
-                }
-                Action::KeepRecurse => {
-                    if let Value::Seq(items) = &mut e.value {
-                        self.recurse(items, e.tag, path, Mode::Normal, inst, changes);
+                        self.recurse(items, e.tag, path, inner_mode(mode, action), inst, changes);
                     }
                     true
                 }
@@ -412,9 +406,14 @@ impl<'p> Scrubber<'p> {
                 }
                 Action::Dummy => {
                     match &mut e.value {
-                        Value::Seq(items) => {
-                            self.recurse(items, e.tag, path, Mode::Dummy, inst, changes)
-                        }
+                        Value::Seq(items) => self.recurse(
+                            items,
+                            e.tag,
+                            path,
+                            inner_mode(mode, action),
+                            inst,
+                            changes,
+                        ),
                         _ => e.value = self.dummy_value(&e, path, inst),
                     }
                     true
@@ -431,7 +430,7 @@ impl<'p> Scrubber<'p> {
                 }
                 Action::Clean => match &mut e.value {
                     Value::Seq(items) => {
-                        self.recurse(items, e.tag, path, Mode::Clean, inst, changes);
+                        self.recurse(items, e.tag, path, inner_mode(mode, action), inst, changes);
                         true
                     }
                     Value::Bytes(b) => match self.clean_value(e.tag, e.vr, b, inst) {
@@ -681,12 +680,17 @@ const CODE_ATTRIBUTES: &[Tag] = &[
     0x0008_0120, // URNCodeValue
 ];
 
+/// The mode of the items of a sequence: removed and emptied sequences take
+/// everything with them; a dummied or cleaned sequence passes its mode down, also
+/// through nested sequences it keeps, so no prose survives anywhere beneath it.
+/// The survey and the apply pass both use this, so they always agree.
 fn inner_mode(mode: Mode, action: Action) -> Mode {
     match action {
         Action::Remove | Action::Empty => Mode::Gone,
         _ if mode == Mode::Gone => Mode::Gone,
         Action::Dummy => Mode::Dummy,
         Action::Clean => Mode::Clean,
+        _ if matches!(mode, Mode::Dummy | Mode::Clean) => mode,
         _ => Mode::Normal,
     }
 }

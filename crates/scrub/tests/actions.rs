@@ -199,9 +199,13 @@ fn dummy_sequence_keeps_structure_and_codes_but_no_prose() {
         text(0x0008_0102, Vr::SH, "DCM"),
         text(0x0008_0104, Vr::LO, "Finding"),
     ]);
+    // An unlisted sequence (kept by the table) nested in the item: its prose is
+    // dummied too.
+    let nested = dataset(vec![text(0x0040_A160, Vr::UT, "Jane Doe again")]);
     let item = dataset(vec![
         text(0x0040_A040, Vr::CS, "TEXT"),
         seq(0x0040_A043, vec![concept]),
+        seq(0x0040_A504, vec![nested]),
         text(0x0040_A160, Vr::UT, "Jane Doe has a cough"),
         text(0x0040_A123, Vr::PN, "Observer^Olga"),
     ]);
@@ -225,6 +229,14 @@ fn dummy_sequence_keeps_structure_and_codes_but_no_prose() {
         codes[0].str(0x0008_0104),
         Some("Finding"),
         "coded entries keep their meaning"
+    );
+    let Value::Seq(deeper) = &items[0].get(0x0040_A504).unwrap().value else {
+        panic!()
+    };
+    assert_eq!(
+        deeper[0].str(0x0040_A160),
+        Some("ANONYMIZED"),
+        "mode passed through kept sequences"
     );
 }
 
