@@ -16,6 +16,8 @@
 
 mod content_type;
 mod multipart;
+mod stow;
 
 pub use content_type::{is_application_dicom, parse_content_type, ContentTypeError, MultipartType};
 pub use multipart::{encode_parts, new_boundary, Limits, Part, PartError, PartStream};
+pub use stow::{failure, warning, Failed, FromJsonError, Referenced, StowResponse};
