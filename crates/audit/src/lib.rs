@@ -50,7 +50,7 @@
 //!
 //! ## The content that `hash` covers
 //!
-//! The content of a line is the line's bytes with its hash member — the 73 bytes
+//! The content of a line is the line's bytes with its hash member — the 74 bytes
 //! `,"hash":"` + H + `"` that follow the `prev` member — removed:
 //!
 //! ```text

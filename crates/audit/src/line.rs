@@ -111,7 +111,7 @@ pub(crate) fn encode(
     content.extend_from_slice(tail);
     let hash = sha256_hex(&content);
 
-    let mut line = Vec::with_capacity(content.len() + 73);
+    let mut line = Vec::with_capacity(content.len() + 74);
     line.extend_from_slice(head.as_bytes());
     line.extend_from_slice(hash_member(&hash).as_bytes());
     line.extend_from_slice(&content[head.len()..]);
