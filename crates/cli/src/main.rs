@@ -2,7 +2,8 @@
 //!
 //! - `batch IN OUT` de-identifies a file or a folder tree into a mirrored tree;
 //! - `keygen PATH` makes the pseudonymisation key that `batch` needs;
-//! - `profile list | show | check` inspects and validates de-identification profiles.
+//! - `profile list | show | check` inspects and validates de-identification profiles;
+//! - `audit verify FILE` checks the hash chain of an audit log.
 //!
 //! Nothing this program prints carries an element value or an original UID: per-file
 //! lines name paths and reasons, dry runs name tags and actions, and a panic prints
@@ -13,6 +14,7 @@
 //! dicom-deid batch --key-file ~/.config/dicom-deid/key in/ out/
 //! ```
 
+mod audit_cmd;
 mod batch_cmd;
 mod keys;
 mod profile_cmd;
@@ -49,6 +51,9 @@ enum Command {
     /// List, show and check de-identification profiles.
     #[command(subcommand)]
     Profile(ProfileCommand),
+    /// Check audit logs.
+    #[command(subcommand)]
+    Audit(audit_cmd::AuditCommand),
 }
 
 /// Arguments of `dicom-deid batch`.
@@ -100,6 +105,7 @@ fn main() -> ExitCode {
         Command::Profile(ProfileCommand::List) => profile_cmd::list(),
         Command::Profile(ProfileCommand::Show { profile }) => profile_cmd::show(&profile),
         Command::Profile(ProfileCommand::Check { files }) => profile_cmd::check(&files),
+        Command::Audit(command) => audit_cmd::run(command),
     };
     ExitCode::from(code)
 }
