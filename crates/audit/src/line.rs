@@ -173,8 +173,9 @@ pub(crate) enum Read {
     /// Bytes at the end of the input without a `\n`; the buffer holds them.
     Incomplete,
     /// More than `max` bytes before the `\n` (or the end); they were skipped, and the
-    /// buffer holds the first `max`. `ended` says whether a `\n` was found.
-    TooLong { ended: bool },
+    /// buffer holds the first `max`. `ended` says whether a `\n` was found; `len` is the
+    /// line's length without it.
+    TooLong { ended: bool, len: u64 },
 }
 
 /// Reads one line into `buf` (cleared first), keeping at most `max` bytes.
@@ -185,6 +186,7 @@ pub(crate) fn read_line(
 ) -> io::Result<Read> {
     buf.clear();
     let mut too_long = false;
+    let mut len = 0u64;
     loop {
         let available = match reader.fill_buf() {
             Ok(b) => b,
@@ -193,7 +195,7 @@ pub(crate) fn read_line(
         };
         if available.is_empty() {
             return Ok(match (too_long, buf.is_empty()) {
-                (true, _) => Read::TooLong { ended: false },
+                (true, _) => Read::TooLong { ended: false, len },
                 (false, true) => Read::Eof,
                 (false, false) => Read::Incomplete,
             });
@@ -207,11 +209,12 @@ pub(crate) fn read_line(
             too_long = true;
         }
         buf.extend_from_slice(&chunk[..chunk.len().min(room)]);
+        len += chunk.len() as u64;
         let used = chunk.len() + usize::from(found);
         reader.consume(used);
         if found {
             return Ok(if too_long {
-                Read::TooLong { ended: true }
+                Read::TooLong { ended: true, len }
             } else {
                 Read::Complete
             });
@@ -284,18 +287,26 @@ mod tests {
         assert_eq!(buf, b"");
         assert_eq!(
             read_line(&mut input, &mut buf, 4).unwrap(),
-            Read::TooLong { ended: true }
+            Read::TooLong {
+                ended: true,
+                len: 8
+            }
         );
+        assert_eq!(buf, b"abcd");
         assert_eq!(
             read_line(&mut input, &mut buf, 4).unwrap(),
             Read::Incomplete
         );
         assert_eq!(buf, b"xy");
         assert_eq!(read_line(&mut input, &mut buf, 4).unwrap(), Read::Eof);
-        let mut long: &[u8] = b"abcdefgh";
+        // Past the reader's buffer size: the length still counts every byte.
+        let mut long = std::io::BufReader::with_capacity(3, &b"abcdefghij"[..]);
         assert_eq!(
             read_line(&mut long, &mut buf, 4).unwrap(),
-            Read::TooLong { ended: false }
+            Read::TooLong {
+                ended: false,
+                len: 10
+            }
         );
     }
 

@@ -212,16 +212,18 @@ impl AuditLog {
                     last_too_long = false;
                     len += last.len() as u64 + 1;
                 }
-                Read::TooLong { ended: true } => {
+                Read::TooLong {
+                    ended: true,
+                    len: line_len,
+                } => {
                     last_too_long = true;
-                    // The real length is unknown here; only `len` of an intact tail matters.
+                    len += line_len + 1;
                 }
-                Read::Incomplete | Read::TooLong { ended: false } => {
-                    let keep_bytes = if last_too_long { 0 } else { len };
+                Read::Incomplete | Read::TooLong { ended: false, .. } => {
                     return IncompleteTailSnafu {
                         path,
                         line,
-                        keep_bytes,
+                        keep_bytes: len,
                     }
                     .fail();
                 }

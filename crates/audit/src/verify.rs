@@ -195,8 +195,8 @@ fn seen_later(
         line += 1;
         match read_line(reader, &mut buf, MAX_LINE).context(IoSnafu { line })? {
             Read::Complete | Read::Incomplete => {}
-            Read::TooLong { ended: true } => continue,
-            Read::Eof | Read::TooLong { ended: false } => return Ok(false),
+            Read::TooLong { ended: true, .. } => continue,
+            Read::Eof | Read::TooLong { ended: false, .. } => return Ok(false),
         }
         if let Ok(SeqOnly { seq }) = serde_json::from_slice::<SeqOnly>(&buf) {
             if missing.contains(&seq) {

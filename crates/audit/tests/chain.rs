@@ -531,3 +531,29 @@ fn lines_hold_only_what_the_caller_gave() {
         assert_no_forbidden(&line, &phi);
     }
 }
+
+#[test]
+fn an_overlong_line_is_refused_on_open_and_counted_in_the_bytes_to_keep() {
+    let (_dir, path) = log_of(2);
+    let long = "x".repeat(dicom_deid_audit::MAX_LINE + 10);
+
+    let mut all = lines(&path);
+    all.push(long.clone());
+    fs::write(&path, join(&all)).unwrap();
+    let err = AuditLog::open(&path, SyncPolicy::Never).unwrap_err();
+    assert!(
+        matches!(err, AuditError::BadTail { line: 3, .. }),
+        "{err:?}"
+    );
+
+    // An overlong line, then a cut-off one: keep everything before the cut.
+    let keep = fs::metadata(&path).unwrap().len();
+    let mut bytes = fs::read(&path).unwrap();
+    bytes.extend_from_slice(b"{\"seq\":4");
+    fs::write(&path, bytes).unwrap();
+    let err = AuditLog::open(&path, SyncPolicy::Never).unwrap_err();
+    assert!(
+        matches!(err, AuditError::IncompleteTail { line: 4, keep_bytes, .. } if keep_bytes == keep),
+        "{err:?}"
+    );
+}
