@@ -14,10 +14,14 @@
 //! assert!(body.ends_with(format!("--{boundary}--\r\n").as_bytes()));
 //! ```
 
+mod client;
 mod content_type;
 mod multipart;
 mod stow;
 
+pub use client::{
+    Auth, ClientConfig, ClientError, InstanceOutcome, RetryReason, Secret, StoreOutcome, StowClient,
+};
 pub use content_type::{is_application_dicom, parse_content_type, ContentTypeError, MultipartType};
 pub use multipart::{encode_parts, new_boundary, Limits, Part, PartError, PartStream};
 pub use stow::{failure, warning, Failed, FromJsonError, Referenced, StowResponse};

@@ -27,6 +27,10 @@ pub mod failure {
     /// implementation-specific value in the `Cxxx` "cannot understand" range,
     /// the one dcm4chee uses, and belongs in the conformance statement.
     pub const STUDY_INSTANCE_UID_MISMATCH: u16 = 0xC409;
+    /// `0111` Duplicate SOP Instance (the DIMSE status of that name, PS3.7 Annex C,
+    /// reused by some STOW-RS servers for an instance they already hold). Not
+    /// in Table I.2-2; the client reads it as "already present" (delivered).
+    pub const DUPLICATE_SOP_INSTANCE: u16 = 0x0111;
 }
 
 /// Warning Reason (0008,1196) values, PS3.18 Table I.2-1.
