@@ -43,7 +43,7 @@ impl Part {
 pub struct Limits {
     /// Largest part body, in bytes.
     pub max_part_bytes: usize,
-    /// Largest header block of one part (and longest preamble line tail / padding), in bytes.
+    /// Largest header block of one part (and longest transport padding after a delimiter), in bytes.
     pub max_header_bytes: usize,
     /// Most parts in one body.
     pub max_parts: usize,
@@ -68,7 +68,8 @@ impl Default for Limits {
 /// [`PartError::is_recoverable`].
 #[derive(Debug)]
 pub enum PartError<E> {
-    /// Part `index` (0-based) is larger than `max_part_bytes`. Recoverable.
+    /// Part `index` (0-based) is larger than `max_part_bytes`, or its
+    /// `Content-Length` says it is. Recoverable.
     PartTooLarge {
         /// 0-based part number.
         index: usize,
@@ -178,8 +179,8 @@ enum Phase {
 /// part; a fatal one by the end of the stream.
 pub struct PartStream<S> {
     inner: S,
-    /// `CRLF--boundary`.
-    delimiter: Vec<u8>,
+    /// Finds `CRLF--boundary`.
+    delimiter: memmem::Finder<'static>,
     limits: Limits,
     /// Unconsumed input. In `Body` it holds the current part's bytes so far.
     buf: BytesMut,
@@ -202,7 +203,7 @@ impl<S> PartStream<S> {
         buf.extend_from_slice(b"\r\n");
         Self {
             inner: body,
-            delimiter,
+            delimiter: memmem::Finder::new(&delimiter).into_owned(),
             limits,
             buf,
             scan_from: 0,
@@ -239,12 +240,12 @@ impl<S> PartStream<S> {
 
     /// Advances on buffered input as far as possible.
     fn step<E>(&mut self) -> Step<E> {
-        let dlen = self.delimiter.len();
+        let dlen = self.delimiter.needle().len();
         loop {
             match self.phase {
                 Phase::Done => return Step::Done,
                 Phase::Preamble => {
-                    match memmem::find(&self.buf[self.scan_from..], &self.delimiter) {
+                    match self.delimiter.find(&self.buf[self.scan_from..]) {
                         Some(at) => {
                             self.buf.advance(self.scan_from + at + dlen);
                             self.phase = Phase::AfterDelimiter;
@@ -315,6 +316,20 @@ impl<S> PartStream<S> {
                             self.buf.advance(2);
                             match parse_headers(&block) {
                                 Ok(h) => {
+                                    // A declared length over the limit (RFC 2046 needs
+                                    // none; Orthanc and `encode_parts` send one) fails the
+                                    // part before its bytes arrive. It is not used to
+                                    // size the buffer: memory follows bytes received,
+                                    // not bytes promised.
+                                    let declared = h
+                                        .iter()
+                                        .find(|(n, _)| n.eq_ignore_ascii_case("content-length"))
+                                        .and_then(|(_, v)| v.parse::<usize>().ok());
+                                    if declared.is_some_and(|n| n > self.limits.max_part_bytes) {
+                                        return self.skip_part(PartError::PartTooLarge {
+                                            index: self.index,
+                                        });
+                                    }
                                     self.headers = h;
                                     self.phase = Phase::Body;
                                     self.scan_from = 0;
@@ -344,7 +359,7 @@ impl<S> PartStream<S> {
                         None => return Step::NeedMore,
                     }
                 }
-                Phase::Body => match memmem::find(&self.buf[self.scan_from..], &self.delimiter) {
+                Phase::Body => match self.delimiter.find(&self.buf[self.scan_from..]) {
                     Some(at) => {
                         let at = self.scan_from + at;
                         if at > self.limits.max_part_bytes {
@@ -380,7 +395,7 @@ impl<S> PartStream<S> {
                     }
                 },
                 Phase::Skipping => {
-                    match memmem::find(&self.buf, &self.delimiter) {
+                    match self.delimiter.find(&self.buf) {
                         Some(at) => {
                             self.buf.advance(at + dlen);
                             self.phase = Phase::AfterDelimiter;
@@ -633,6 +648,19 @@ epilogue --XyZ\r\n garbage";
             assert!(err.is_recoverable());
             assert_eq!(&got[2].as_ref().unwrap().body[..], b"after");
         }
+    }
+
+    #[test]
+    fn declared_length_over_the_limit_fails_early() {
+        let body = b"--b\r\nContent-Length: 1000\r\n\r\nshort\r\n--b\r\n\r\nok\r\n--b--";
+        let limits = Limits {
+            max_part_bytes: 100,
+            ..Limits::default()
+        };
+        let got = read_chunked(body, 3, "b", limits);
+        assert!(matches!(got[0], Err(PartError::PartTooLarge { index: 0 })));
+        assert_eq!(&got[1].as_ref().unwrap().body[..], b"ok");
+        assert_eq!(got.len(), 2);
     }
 
     #[test]
