@@ -509,6 +509,43 @@ mod tests {
     }
 
     #[test]
+    fn xml_parses_and_nests() {
+        use quick_xml::events::Event;
+        let xml = sample().to_xml();
+        let mut reader = quick_xml::Reader::from_reader(&xml[..]);
+        let mut stack: Vec<String> = Vec::new();
+        let mut values = Vec::new();
+        loop {
+            match reader.read_event().expect("well-formed XML") {
+                Event::Start(e) => {
+                    stack.push(e.name().0.to_string());
+                }
+                Event::End(e) => {
+                    assert_eq!(stack.pop().as_deref(), Some(e.name().0));
+                }
+                Event::Text(t) if stack.last().map(String::as_str) == Some("Value") => {
+                    values.push(t.into_inner().into_owned());
+                }
+                Event::GeneralRef(r) => {
+                    let name = r.into_inner().into_owned();
+                    values.push(format!("&{name};"));
+                }
+                Event::Eof => break,
+                _ => {}
+            }
+        }
+        assert!(stack.is_empty());
+        assert_eq!(
+            values
+                .iter()
+                .filter(|v| v.as_str() == "1.2.840.10008.5.1.4.1.1.2")
+                .count(),
+            3
+        );
+        assert!(values.contains(&"50185".to_string()));
+    }
+
+    #[test]
     fn reads_orthancs_reply() {
         // The shape Orthanc 1.10 + DICOMweb 1.7 answers a STOW-RS with (PEERS.md).
         let body = br#"{
