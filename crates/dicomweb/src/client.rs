@@ -130,8 +130,12 @@ pub enum RetryReason {
 /// The result of one `store` call.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StoreOutcome {
-    /// The destination answered per instance (200, 202, 409):
-    /// `instances[i]` is the fate of the `i`-th instance sent.
+    /// The destination answered per instance (200, 202, 409, other 2xx):
+    /// `instances[i]` is the fate of the `i`-th instance sent, matched by SOP
+    /// Instance UID in the reply's ReferencedSOPSequence / FailedSOPSequence.
+    /// An instance the reply does not name is `Unconfirmed`. A 2xx other than
+    /// 202 whose body names nobody (empty, `{}`, not JSON) is believed:
+    /// PS3.18 says 200 means all were stored.
     Answered {
         /// The HTTP status.
         status: u16,

@@ -268,6 +268,30 @@ async fn partial_202_is_read_per_instance() {
 }
 
 #[tokio::test]
+async fn a_200_that_omits_an_instance_leaves_it_unconfirmed() {
+    let (base, _) = server(|_| {
+        let mut r = StowResponse::new();
+        r.stored(CT, "1.2", None);
+        json(200, &r)
+    })
+    .await;
+    let out = client(&base, Auth::None)
+        .store(None, &instances(&["1.1", "1.2"]))
+        .await
+        .unwrap();
+    assert_eq!(
+        out,
+        StoreOutcome::Answered {
+            status: 200,
+            instances: vec![
+                InstanceOutcome::Unconfirmed,
+                InstanceOutcome::Stored { warning: None }
+            ],
+        }
+    );
+}
+
+#[tokio::test]
 async fn conflict_409_names_the_failures() {
     let (base, _) = server(|_| {
         let mut r = StowResponse::new();
