@@ -104,6 +104,9 @@ pub use record::{MAX_META_LEN, MAX_NAME_LEN};
 const ENTRY_EXT: &str = "entry";
 const REASON_EXT: &str = "reason";
 
+/// Distinguishes concurrent probe files.
+static PROBES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
 /// Errors of the spool. Messages name paths and entry ids, never data, meta or reasons.
 #[derive(Debug, Snafu)]
 #[snafu(visibility(pub(crate)))]
@@ -463,6 +466,19 @@ impl Spool {
         &self.inner.root
     }
 
+    /// Checks that the spool can take a durable write right now (for a readiness probe): writes,
+    /// fsyncs and deletes a small file in `tmp/`. Does not touch the queue.
+    pub fn probe(&self) -> Result<(), SpoolError> {
+        let n = PROBES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let path = self
+            .inner
+            .tmp_dir
+            .join(format!("probe-{}-{n}", std::process::id()));
+        let written = write_durable(&path, &[b"probe"]);
+        let removed = fs::remove_file(&path).context(IoSnafu { path: &path });
+        written.and(removed)
+    }
+
     /// Stores one entry durably and returns its id. Only when this returns `Ok` may the caller
     /// acknowledge: the entry then survives a crash or power loss. `meta` (at most
     /// [`MAX_META_LEN`] bytes) is stored in the same file as `data`, so both exist or neither.
@@ -740,23 +756,37 @@ impl Lease {
             })
     }
 
-    /// Delivered: deletes the entry durably. On error the entry stays queued and is released.
+    /// Delivered: deletes the entry durably. If the file cannot be deleted, the error is returned
+    /// and the entry stays queued (released). If only the directory fsync after the delete fails,
+    /// the entry is gone from the queue but may reappear after a power loss (at-least-once).
     pub fn ack(mut self) -> Result<(), SpoolError> {
         let path = self.path();
-        fs::remove_file(&path).context(IoSnafu { path: &path })?;
+        match fs::remove_file(&path) {
+            // Already gone (removed behind the spool's back): what ack wants.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            other => other.context(IoSnafu { path: &path })?,
+        }
         // The file is gone from the namespace: forget it whatever the directory fsync says.
         self.forget(false);
         sync_dir(&self.inner.queue_dir.join(&*self.destination))
     }
 
     /// Refused for good: moves the entry to `dead/<destination>/` beside a file holding `reason`
-    /// (one line; the caller keeps PHI out of it). On error the entry stays queued and is
-    /// released.
+    /// (one line; the caller keeps PHI out of it). If the entry cannot be moved, the error is
+    /// returned and it stays queued (released); if it was moved but a directory fsync failed, it
+    /// counts as dead-lettered and the error is still returned.
     pub fn dead_letter(mut self, reason: &str) -> Result<(), SpoolError> {
-        self.inner
-            .move_to_dead(&self.destination, self.id, reason)?;
-        self.forget(true);
-        Ok(())
+        let result = self.inner.move_to_dead(&self.destination, self.id, reason);
+        if result.is_ok() || !self.path().exists() {
+            let in_dead = self
+                .inner
+                .dead_dir
+                .join(&*self.destination)
+                .join(self.id.file_name())
+                .exists();
+            self.forget(in_dead);
+        }
+        result
     }
 
     /// Not delivered this time: releases the lease and counts one more attempt.

@@ -583,3 +583,68 @@ fn unexpected_files_in_queue_are_left_alone() {
     assert!(dir.path().join("queue/d/notes.txt").is_file());
     assert!(dir.path().join("queue/stray-file").is_file());
 }
+
+#[test]
+fn probe_checks_writability_and_leaves_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let spool = open(dir.path());
+    let before = files_under(dir.path());
+    spool.probe().unwrap();
+    assert_eq!(files_under(dir.path()), before);
+
+    // A spool whose tmp directory has vanished cannot take writes, and says so.
+    std::fs::remove_dir(dir.path().join("tmp")).unwrap();
+    let err = spool.probe().unwrap_err();
+    assert!(matches!(err, SpoolError::Io { .. }), "{err:?}");
+    assert!(matches!(
+        spool.put("d", "g", b"", b"x"),
+        Err(SpoolError::Io { .. })
+    ));
+    assert_eq!(
+        spool.depth().writing_bytes,
+        0,
+        "failed put released its reservation"
+    );
+    assert_eq!(spool.depth().entries, 0);
+}
+
+#[test]
+fn failed_ack_keeps_the_entry_queued() {
+    let dir = tempfile::tempdir().unwrap();
+    let spool = open(dir.path());
+    let id = spool.put("d", "g", b"", b"x").unwrap();
+    let lease = spool.lease("d", 1, BIG).unwrap().pop().unwrap();
+    // Make the delete fail: the entry's name now holds a non-empty directory.
+    let path = entry_path(dir.path(), "d", id);
+    std::fs::remove_file(&path).unwrap();
+    std::fs::create_dir(&path).unwrap();
+    std::fs::write(path.join("x"), b"x").unwrap();
+    let err = lease.ack().unwrap_err();
+    assert!(err.to_string().contains(&id.to_string()), "{err}");
+    let stats = spool.depth();
+    assert_eq!(
+        (stats.entries, stats.leased),
+        (1, 0),
+        "entry stays, released"
+    );
+}
+
+#[test]
+fn entry_removed_behind_the_spools_back_can_be_settled() {
+    let dir = tempfile::tempdir().unwrap();
+    let spool = open(dir.path());
+    let a = spool.put("d", "g", b"", b"a").unwrap();
+    let b = spool.put("d", "g", b"", b"b").unwrap();
+    std::fs::remove_file(entry_path(dir.path(), "d", a)).unwrap();
+    std::fs::remove_file(entry_path(dir.path(), "d", b)).unwrap();
+    let mut leases = spool.lease("d", 2, BIG).unwrap();
+    let lb = leases.pop().unwrap();
+    let la = leases.pop().unwrap();
+    assert!(matches!(la.data(), Err(SpoolError::Io { .. })));
+    // Ack of a vanished entry succeeds; dead-lettering one fails but drops it from the queue.
+    la.ack().unwrap();
+    assert!(lb.dead_letter("gone").is_err());
+    assert_eq!(spool.depth().entries, 0);
+    assert_eq!(spool.depth().dead_entries, 0, "nothing reached dead/");
+    assert!(spool.lease("d", 2, BIG).unwrap().is_empty());
+}
