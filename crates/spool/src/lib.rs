@@ -12,13 +12,15 @@
 //! bytes. It does not schedule retries, back off or deliver — the forwarder decides when to call
 //! `lease` again. It keeps no attempt counts on disk (they restart at 0 after a restart; at worst
 //! a delivery is retried a few more times than its budget). It is synchronous `std::fs` code: call
-//! it from a blocking pool (`spawn_blocking`). One process owns a spool root at a time; two
-//! processes on the same root are not detected and would hand out entries twice.
+//! it from a blocking pool (`spawn_blocking`). One [`Spool`] owns a root at a time: `open` takes
+//! an exclusive `flock` on `root/lock` and a second `open` (in any process) fails with
+//! [`SpoolError::Locked`]; clone the `Spool` to share it.
 //!
 //! # On-disk layout
 //!
 //! ```text
 //! root/
+//!   lock                          flock'd by the process that has the spool open
 //!   tmp/                          writes in progress; emptied by `open` (never acknowledged)
 //!   queue/<destination>/<id>.entry   one file per queued entry
 //!   dead/<destination>/<id>.entry    dead-lettered entries, with
@@ -142,6 +144,12 @@ pub enum SpoolError {
         what: &'static str,
         /// Why it was refused.
         reason: &'static str,
+    },
+    /// The spool at {} is already open in another process (or another `Spool::open`)
+    #[snafu(display("The spool at {} is already open in another process (or another Spool::open)", path.display()))]
+    Locked {
+        /// The lock file.
+        path: PathBuf,
     },
     /// Meta blob of {len} bytes exceeds the maximum of {max}
     MetaTooLarge {
@@ -269,6 +277,9 @@ struct Inner {
     dead_dir: PathBuf,
     config: SpoolConfig,
     state: Mutex<State>,
+    /// Holds an exclusive `flock` on `root/lock` for the life of the spool (released by the
+    /// kernel when the process dies, however it dies).
+    _lock: File,
 }
 
 #[derive(Default)]
@@ -379,6 +390,7 @@ impl Spool {
     /// `queue/` (restart recovery) and counts `dead/`. An entry whose header is corrupt is moved
     /// to `dead/` with the defect as reason.
     pub fn open(root: &Path, config: SpoolConfig) -> Result<Spool, SpoolError> {
+        fs::create_dir_all(root).context(IoSnafu { path: root })?;
         let inner = Inner {
             root: root.to_owned(),
             queue_dir: root.join("queue"),
@@ -386,8 +398,8 @@ impl Spool {
             dead_dir: root.join("dead"),
             config,
             state: Mutex::new(State::default()),
+            _lock: lock_root(root)?,
         };
-        fs::create_dir_all(root).context(IoSnafu { path: root })?;
         for dir in [&inner.queue_dir, &inner.tmp_dir, &inner.dead_dir] {
             fs::create_dir(dir)
                 .or_else(|e| match e.kind() {
@@ -859,6 +871,27 @@ fn check_name(what: &'static str, name: &str) -> Result<(), SpoolError> {
         return Ok(());
     };
     BadNameSnafu { what, reason }.fail()
+}
+
+/// Takes the exclusive lock of the spool at `root`, so that two processes never share one.
+fn lock_root(root: &Path) -> Result<File, SpoolError> {
+    let path = root.join("lock");
+    let file = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .context(IoSnafu { path: &path })?;
+    #[cfg(unix)]
+    {
+        use rustix::fs::{flock, FlockOperation};
+        match flock(&file, FlockOperation::NonBlockingLockExclusive) {
+            Ok(()) => {}
+            Err(rustix::io::Errno::WOULDBLOCK) => return LockedSnafu { path }.fail(),
+            Err(e) => return Err(std::io::Error::from(e)).context(IoSnafu { path }),
+        }
+    }
+    Ok(file)
 }
 
 /// Creates `path` (which must not exist), writes `parts`, and fsyncs it.

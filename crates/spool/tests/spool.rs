@@ -648,3 +648,17 @@ fn entry_removed_behind_the_spools_back_can_be_settled() {
     assert_eq!(spool.depth().dead_entries, 0, "nothing reached dead/");
     assert!(spool.lease("d", 2, BIG).unwrap().is_empty());
 }
+
+#[test]
+fn a_root_is_opened_once_at_a_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let spool = open(dir.path());
+    let id = spool.put("d", "g", b"", b"x").unwrap();
+    let err = Spool::open(dir.path(), SpoolConfig { max_bytes: BIG }).unwrap_err();
+    assert!(matches!(err, SpoolError::Locked { .. }), "{err:?}");
+    // The refused open touched nothing: the entry is still there and still leasable.
+    assert_eq!(spool.lease("d", 1, BIG).unwrap()[0].id(), id);
+    drop(spool);
+    let again = open(dir.path());
+    assert_eq!(again.depth().entries, 1);
+}
