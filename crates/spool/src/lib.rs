@@ -14,7 +14,9 @@
 //! a delivery is retried a few more times than its budget). It is synchronous `std::fs` code: call
 //! it from a blocking pool (`spawn_blocking`). One [`Spool`] owns a root at a time: `open` takes
 //! an exclusive `flock` on `root/lock` and a second `open` (in any process) fails with
-//! [`SpoolError::Locked`]; clone the `Spool` to share it.
+//! [`SpoolError::Locked`]; clone the `Spool` to share it. It does not encrypt, and does not bound
+//! `dead/` (an operator empties it). The meta of every queued entry is kept in memory: keep it
+//! small (at most [`MAX_META_LEN`]).
 //!
 //! # On-disk layout
 //!
@@ -61,6 +63,9 @@
 //! renamed into them. `ack` deletes and `dead_letter` renames, each followed by a directory fsync;
 //! a crash before that fsync can bring an entry back, which makes delivery at-least-once, never
 //! at-most-once. (This relies on the storage honouring `fsync`, as every durable store does.)
+//! The converse does not hold: an `Err` from `put` means "not known to be durable", not "not
+//! stored" — if the directory fsync fails after the rename, the entry stays queued and will be
+//! delivered although the sender was told to retry. Delivery is at-least-once either way.
 //!
 //! The global lock guards only the in-memory index: concurrent puts write and fsync in parallel.
 //! [`SpoolConfig::max_bytes`] bounds the bytes of queued entry files (plus puts in progress);
@@ -409,6 +414,13 @@ impl Spool {
                 .context(IoSnafu { path: dir })?;
         }
         sync_dir(root)?;
+        if let Some(parent) = root.parent().filter(|p| !p.as_os_str().is_empty()) {
+            // The root itself may just have been created. Best effort: the parent may not be
+            // readable by this user, and an existing root needs nothing from it.
+            if let Err(e) = sync_dir(parent) {
+                warn!(message = "Could not fsync the spool root's parent directory.", error = %e);
+            }
+        }
 
         clean_tmp(&inner.tmp_dir)?;
         let mut last_id = 0;
