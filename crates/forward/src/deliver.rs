@@ -1,0 +1,561 @@
+//! A destination's loop, and the delivery and settlement of one batch.
+
+use std::collections::BTreeMap;
+use std::io;
+use std::path::Path;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use dicom_deid_audit::{AuditLog, Event, NewUids, Record};
+use dicom_deid_dicomweb::{InstanceOutcome, RetryReason, StoreOutcome, StowClient};
+use dicom_deid_spool::{Lease, Spool, SpoolError};
+use tokio::sync::{watch, Notify, OwnedSemaphorePermit, Semaphore};
+use tokio::task::JoinSet;
+use tokio::time::Instant;
+use tracing::{error, info, warn};
+
+use crate::meta::is_uid;
+use crate::retry::jitter_unit;
+use crate::{folder, Destination, Metrics, Sink, SpoolMeta, POLL_INTERVAL};
+
+/// What a destination's loop and its batches share.
+pub(crate) struct Shared {
+    dest: Destination,
+    spool: Spool,
+    audit: Arc<Mutex<AuditLog>>,
+    metrics: Arc<Metrics>,
+    wake: Arc<Notify>,
+    /// No lease before this instant (backoff).
+    not_before: Mutex<Option<Instant>>,
+    /// Batches in a row whose audit lines could not all be written.
+    audit_failures: AtomicU32,
+}
+
+impl Shared {
+    pub(crate) fn new(
+        dest: Destination,
+        spool: Spool,
+        audit: Arc<Mutex<AuditLog>>,
+        metrics: Arc<Metrics>,
+        wake: Arc<Notify>,
+    ) -> Self {
+        Self {
+            dest,
+            spool,
+            audit,
+            metrics,
+            wake,
+            not_before: Mutex::new(None),
+            audit_failures: AtomicU32::new(0),
+        }
+    }
+
+    fn not_before(&self) -> Option<Instant> {
+        *self
+            .not_before
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Leases nothing before `until` (a later instant already set stays).
+    fn back_off_until(&self, until: Instant) {
+        let mut slot = self
+            .not_before
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if slot.is_none_or(|t| t < until) {
+            *slot = Some(until);
+        }
+    }
+}
+
+/// Resolves once the forwarder is told to stop (or the sender is gone).
+async fn stopped(stop: &mut watch::Receiver<bool>) {
+    let _ = stop.wait_for(|s| *s).await;
+}
+
+/// The loop of one destination: lease, deliver (up to `concurrency` batches at once), settle;
+/// until `stop`. Then it waits for the batches in flight.
+pub(crate) async fn run_destination(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
+    let name = shared.dest.name.clone();
+    let concurrency = shared.dest.concurrency.max(1);
+    let slots = Arc::new(Semaphore::new(concurrency));
+    let mut in_flight: JoinSet<()> = JoinSet::new();
+    info!(message = "Forwarding started.", destination = %name, concurrency);
+    loop {
+        while let Some(done) = in_flight.try_join_next() {
+            report_join(&name, done);
+        }
+        let permit = tokio::select! {
+            biased;
+            () = stopped(&mut stop) => break,
+            permit = slots.clone().acquire_owned() => permit.expect("the semaphore is never closed"),
+        };
+        if let Some(until) = shared.not_before().filter(|t| *t > Instant::now()) {
+            drop(permit);
+            tokio::select! {
+                biased;
+                () = stopped(&mut stop) => break,
+                () = tokio::time::sleep_until(until) => {}
+            }
+            continue;
+        }
+        let leased = {
+            let (spool, name) = (shared.spool.clone(), name.clone());
+            let (count, bytes) = (
+                shared.dest.batch_max_count.max(1),
+                shared.dest.batch_max_bytes,
+            );
+            tokio::task::spawn_blocking(move || spool.lease(&name, count, bytes)).await
+        };
+        match leased {
+            Ok(Ok(leases)) if !leases.is_empty() => {
+                let shared = shared.clone();
+                in_flight.spawn(deliver_batch(shared, leases, permit));
+                continue;
+            }
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => {
+                error!(message = "Could not lease from the spool.", destination = %name, error = %e)
+            }
+            Err(e) => {
+                error!(message = "Leasing from the spool failed.", destination = %name, error = %e)
+            }
+        }
+        drop(permit);
+        tokio::select! {
+            biased;
+            () = stopped(&mut stop) => break,
+            () = shared.wake.notified() => {}
+            () = tokio::time::sleep(POLL_INTERVAL) => {}
+        }
+    }
+    if !in_flight.is_empty() {
+        info!(
+            message = "Destination stopping: waiting for batches in flight.",
+            destination = %name,
+            batches = in_flight.len()
+        );
+    }
+    while let Some(done) = in_flight.join_next().await {
+        report_join(&name, done);
+    }
+    info!(message = "Forwarding stopped.", destination = %name);
+}
+
+fn report_join(destination: &str, done: Result<(), tokio::task::JoinError>) {
+    if let Err(e) = done {
+        error!(
+            message = "A delivery task ended abnormally; its entries stay queued.",
+            destination,
+            error = %e
+        );
+    }
+}
+
+/// What becomes of one instance of a batch.
+#[derive(Debug, Clone, PartialEq)]
+enum Fate {
+    /// The destination has it.
+    Delivered { status: Option<u16> },
+    /// Refused for good; `reason` is codes and fixed text only.
+    Dead { reason: String, status: Option<u16> },
+    /// Send again later; `cause` is codes and fixed text only.
+    Retry { cause: String, status: Option<u16> },
+}
+
+/// One leased entry on its way through a batch.
+struct Item {
+    lease: Lease,
+    /// The entry's meta, when it could be read and its UIDs are UIDs.
+    meta: Option<SpoolMeta>,
+    data: Option<Bytes>,
+    /// Decided once known; `None` while it is still to be sent.
+    fate: Option<Fate>,
+}
+
+/// Reads an entry's meta and data (blocking).
+fn read_item(lease: Lease) -> Item {
+    let mut item = Item {
+        lease,
+        meta: None,
+        data: None,
+        fate: None,
+    };
+    match serde_json::from_slice::<SpoolMeta>(item.lease.meta()) {
+        Ok(meta) if is_uid(&meta.study_uid) && is_uid(&meta.sop_instance_uid) => {
+            item.meta = Some(meta)
+        }
+        Ok(_) => item.fate = Some(dead("invalid UID in spool meta", None)),
+        Err(_) => item.fate = Some(dead("spool meta unreadable", None)),
+    }
+    if item.fate.is_none() {
+        match item.lease.data() {
+            Ok(data) => item.data = Some(Bytes::from(data)),
+            Err(SpoolError::Corrupt { defect, .. }) => {
+                item.fate = Some(dead(&format!("corrupt spool entry: {defect}"), None))
+            }
+            Err(e) => {
+                error!(
+                    message = "Could not read a spool entry.",
+                    destination = %item.lease.destination(),
+                    spool_id = %item.lease.id(),
+                    error = %e
+                );
+                item.fate = Some(retry("spool read error".into(), None));
+            }
+        }
+    }
+    item
+}
+
+fn dead(reason: &str, status: Option<u16>) -> Fate {
+    Fate::Dead {
+        reason: reason.to_string(),
+        status,
+    }
+}
+
+fn retry(cause: String, status: Option<u16>) -> Fate {
+    Fate::Retry { cause, status }
+}
+
+/// Delivers one batch and settles each of its leases. Holds `_permit` (a slot of the
+/// destination's concurrency) until done.
+async fn deliver_batch(shared: Arc<Shared>, leases: Vec<Lease>, _permit: OwnedSemaphorePermit) {
+    let name = shared.dest.name.clone();
+    let first = leases[0].id();
+    let count = leases.len();
+    let started = Instant::now();
+    // If a blocking task panics, the leases it held are dropped: released, still queued.
+    let Ok(mut items) =
+        tokio::task::spawn_blocking(move || leases.into_iter().map(read_item).collect::<Vec<_>>())
+            .await
+    else {
+        error!(message = "Reading a batch failed.", destination = %name, spool_id = %first);
+        return;
+    };
+    let retry_after = match &shared.dest.sink {
+        Sink::Folder { dir } => {
+            let dir = dir.clone();
+            match tokio::task::spawn_blocking(move || {
+                write_to_folder(&dir, &mut items);
+                items
+            })
+            .await
+            {
+                Ok(back) => items = back,
+                Err(_) => {
+                    error!(message = "Writing a batch failed.", destination = %name, spool_id = %first);
+                    return;
+                }
+            }
+            None
+        }
+        Sink::Stow { client } => send_stow(client, &mut items).await,
+    };
+    let send_ms = started.elapsed().as_secs_f64() * 1000.0;
+
+    // Out of budget → dead-letter; otherwise back off *before* releasing anything, so that no
+    // other slot of this destination leases the released entries at once.
+    let policy = shared.dest.retry;
+    let mut last_attempt = 0;
+    for item in &mut items {
+        let attempt = item.lease.attempts().saturating_add(1);
+        if let Some(Fate::Retry { cause, status }) = &item.fate {
+            if policy.exhausted(attempt) {
+                let reason =
+                    format!("retry budget exhausted after {attempt} attempts (last: {cause})");
+                item.fate = Some(dead(&reason, *status));
+            } else {
+                last_attempt = last_attempt.max(attempt);
+            }
+        }
+    }
+    if last_attempt > 0 {
+        let delay = policy.delay(last_attempt, retry_after, jitter_unit());
+        shared.back_off_until(Instant::now() + delay);
+        info!(
+            message = "Batch will be sent again after a backoff.",
+            destination = %name,
+            spool_id = %first,
+            attempt = last_attempt,
+            delay_ms = delay.as_millis() as u64
+        );
+    }
+
+    let settling = shared.clone();
+    let Ok(tally) = tokio::task::spawn_blocking(move || settle(&settling, items, send_ms)).await
+    else {
+        error!(message = "Settling a batch failed.", destination = %name, spool_id = %first);
+        return;
+    };
+    if tally.unaudited > 0 {
+        let failures = shared.audit_failures.fetch_add(1, Ordering::Relaxed) + 1;
+        shared.back_off_until(Instant::now() + policy.ceiling(failures));
+    } else {
+        shared.audit_failures.store(0, Ordering::Relaxed);
+    }
+    info!(
+        message = "Batch settled.",
+        destination = %name,
+        spool_id = %first,
+        instances = count,
+        delivered = tally.delivered,
+        dead_lettered = tally.dead_lettered,
+        retried = tally.retried,
+        released = tally.unaudited + tally.unsettled
+    );
+    // Entries may have been released: let the loop look again.
+    shared.wake.notify_one();
+}
+
+/// Writes every item still to be sent into the folder (blocking).
+fn write_to_folder(dir: &Path, items: &mut [Item]) {
+    for item in items.iter_mut().filter(|i| i.fate.is_none()) {
+        let (Some(meta), Some(data)) = (&item.meta, item.data.take()) else {
+            continue;
+        };
+        let fate = match folder::write_instance(dir, &meta.study_uid, &meta.sop_instance_uid, &data)
+        {
+            Ok(_) => Fate::Delivered { status: None },
+            Err(e) if e.kind() == io::ErrorKind::InvalidInput => {
+                dead("invalid UID in spool meta", None)
+            }
+            Err(e) => {
+                warn!(
+                    message = "Could not write an instance to the destination folder.",
+                    spool_id = %item.lease.id(),
+                    error_kind = %e.kind()
+                );
+                retry(format!("folder write failed: {}", e.kind()), None)
+            }
+        };
+        item.fate = Some(fate);
+    }
+}
+
+/// Sends every item still to be sent in one STOW-RS request; returns the destination's
+/// `Retry-After`, if any.
+async fn send_stow(client: &StowClient, items: &mut [Item]) -> Option<std::time::Duration> {
+    let pending: Vec<usize> = (0..items.len())
+        .filter(|&i| items[i].fate.is_none() && items[i].meta.is_some() && items[i].data.is_some())
+        .collect();
+    if pending.is_empty() {
+        return None;
+    }
+    let outcome = {
+        let instances: Vec<(&str, Bytes)> = pending
+            .iter()
+            .map(|&i| {
+                let meta = items[i].meta.as_ref().expect("filtered");
+                let data = items[i].data.clone().expect("filtered");
+                (meta.sop_instance_uid.as_str(), data)
+            })
+            .collect();
+        client.store(None, &instances).await
+    };
+    for &i in &pending {
+        items[i].data = None;
+    }
+    let mut set_all = |fate: Fate| {
+        for &i in &pending {
+            items[i].fate = Some(fate.clone());
+        }
+    };
+    match outcome {
+        Ok(StoreOutcome::Answered { status, instances }) => {
+            for (n, &i) in pending.iter().enumerate() {
+                let fate = match instances.get(n) {
+                    Some(InstanceOutcome::Stored { .. } | InstanceOutcome::AlreadyPresent) => {
+                        Fate::Delivered {
+                            status: Some(status),
+                        }
+                    }
+                    Some(InstanceOutcome::Failed { reason }) => dead(
+                        &format!("destination refused: FailureReason 0x{reason:04X}"),
+                        Some(status),
+                    ),
+                    Some(InstanceOutcome::Unconfirmed) | None => retry(
+                        format!("HTTP {status}, instance not confirmed"),
+                        Some(status),
+                    ),
+                };
+                items[i].fate = Some(fate);
+            }
+            None
+        }
+        Ok(StoreOutcome::Retryable {
+            reason,
+            retry_after,
+        }) => {
+            let (cause, status) = match reason {
+                RetryReason::Network => ("network error".to_string(), None),
+                RetryReason::Timeout => ("timeout".to_string(), None),
+                RetryReason::Status(s) => (format!("HTTP {s}"), Some(s)),
+                RetryReason::UnreadableReply(s) => (format!("HTTP {s}, unreadable reply"), Some(s)),
+            };
+            set_all(retry(cause, status));
+            retry_after
+        }
+        Ok(StoreOutcome::Permanent { status }) => {
+            set_all(dead(
+                &format!("destination refused the request: HTTP {status}"),
+                Some(status),
+            ));
+            None
+        }
+        Err(e) => {
+            // Only a malformed study UID makes `store` fail, and none is passed.
+            error!(message = "Could not form the STOW-RS request.", error = %e);
+            set_all(retry("request could not be formed".into(), None));
+            None
+        }
+    }
+}
+
+/// Counts of one settled batch.
+#[derive(Debug, Default)]
+struct Tally {
+    delivered: usize,
+    dead_lettered: usize,
+    retried: usize,
+    /// Released because their audit line could not be written.
+    unaudited: usize,
+    /// Released (or left queued) because the spool could not settle them.
+    unsettled: usize,
+}
+
+/// Writes the audit line of each delivered or dead-lettered item, then settles its lease
+/// (blocking).
+fn settle(shared: &Shared, items: Vec<Item>, send_ms: f64) -> Tally {
+    let name = shared.dest.name.as_str();
+    let mut tally = Tally::default();
+    let now_ms = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0);
+    for item in items {
+        let Item {
+            lease, meta, fate, ..
+        } = item;
+        let fate = fate.unwrap_or_else(|| retry("not sent".into(), None));
+        let spool_id = lease.id();
+        match fate {
+            Fate::Retry { .. } => {
+                lease.retry_later();
+                shared.metrics.retries.fetch_add(1, Ordering::Relaxed);
+                tally.retried += 1;
+            }
+            Fate::Delivered { status } => {
+                let latency_ms = meta
+                    .as_ref()
+                    .map(|m| now_ms.saturating_sub(m.received_at_ms))
+                    .unwrap_or(0);
+                let mut record = record(Event::Delivered, &lease, meta.as_ref(), name);
+                record.destination_status = status;
+                record.timings_ms = Some(BTreeMap::from([
+                    ("queue_to_delivery".to_string(), latency_ms as f64),
+                    ("delivery".to_string(), send_ms),
+                ]));
+                if !append(shared, &record, &lease) {
+                    tally.unaudited += 1;
+                    continue; // dropped: released
+                }
+                let bytes = lease.data_len();
+                match lease.ack() {
+                    Ok(()) => {
+                        shared.metrics.observe_delivery(bytes, latency_ms);
+                        tally.delivered += 1;
+                    }
+                    Err(e) => {
+                        error!(
+                            message = "Delivered, but could not delete the entry from the spool; it will be sent again.",
+                            destination = name,
+                            spool_id = %spool_id,
+                            error = %e
+                        );
+                        tally.unsettled += 1;
+                    }
+                }
+            }
+            Fate::Dead { reason, status } => {
+                let mut record = record(Event::DeadLettered, &lease, meta.as_ref(), name);
+                record.destination_status = status;
+                record.reason = Some(reason.clone());
+                if !append(shared, &record, &lease) {
+                    tally.unaudited += 1;
+                    continue;
+                }
+                match lease.dead_letter(&reason) {
+                    Ok(()) => {
+                        warn!(
+                            message = "Instance dead-lettered.",
+                            destination = name,
+                            spool_id = %spool_id,
+                            reason = %reason
+                        );
+                        shared.metrics.dead_lettered.fetch_add(1, Ordering::Relaxed);
+                        tally.dead_lettered += 1;
+                    }
+                    Err(e) => {
+                        error!(
+                            message = "Could not move an entry to the dead-letter folder.",
+                            destination = name,
+                            spool_id = %spool_id,
+                            error = %e
+                        );
+                        tally.unsettled += 1;
+                    }
+                }
+            }
+        }
+    }
+    tally
+}
+
+/// Appends `record`; on failure says so and returns `false` (the caller releases the lease).
+fn append(shared: &Shared, record: &Record, lease: &Lease) -> bool {
+    let result = shared
+        .audit
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .append(record);
+    match result {
+        Ok(_) => true,
+        Err(e) => {
+            error!(
+                message = "Could not write the audit line; the entry stays queued.",
+                destination = %shared.dest.name,
+                spool_id = %lease.id(),
+                error = %e
+            );
+            false
+        }
+    }
+}
+
+/// The audit record of one instance, from its spool meta (when readable).
+fn record(event: Event, lease: &Lease, meta: Option<&SpoolMeta>, destination: &str) -> Record {
+    let mut record = Record {
+        event,
+        instance: lease.id().to_string(),
+        destination: Some(destination.to_string()),
+        ..Record::default()
+    };
+    if let Some(m) = meta {
+        record.route = Some(m.route.clone());
+        record.profile = Some(m.profile.clone());
+        record.profile_version = Some(m.profile_version.clone());
+        record.key_id = Some(m.key_id.clone());
+        record.original = Some(m.original.clone());
+        record.new_uids = Some(NewUids {
+            study_uid: m.study_uid.clone(),
+            series_uid: m.series_uid.clone(),
+            sop_uid: m.sop_instance_uid.clone(),
+        });
+    }
+    record
+}
