@@ -175,3 +175,5 @@ pub fn meta(study: &str, sop: &str) -> SpoolMeta {
             .as_millis() as u64,
     }
 }
+
+pub mod http;
