@@ -29,8 +29,9 @@ pub(crate) struct Shared {
     wake: Arc<Notify>,
     /// No lease before this instant (backoff).
     not_before: Mutex<Option<Instant>>,
-    /// Batches in a row whose audit lines could not all be written.
-    audit_failures: AtomicU32,
+    /// Batches in a row that were held back as a whole: the destination refused access, or
+    /// audit lines could not be written.
+    stalls: AtomicU32,
 }
 
 impl Shared {
@@ -48,7 +49,7 @@ impl Shared {
             metrics,
             wake,
             not_before: Mutex::new(None),
-            audit_failures: AtomicU32::new(0),
+            stalls: AtomicU32::new(0),
         }
     }
 
@@ -164,6 +165,10 @@ enum Fate {
     Dead { reason: String, status: Option<u16> },
     /// Send again later; `cause` is codes and fixed text only.
     Retry { cause: String, status: Option<u16> },
+    /// The destination refused us, not the instance (authentication, authorisation, wrong
+    /// address): released without counting an attempt, so a misconfigured destination never
+    /// dead-letters the queue; it stays queued until the destination is fixed.
+    Hold,
 }
 
 /// One leased entry on its way through a batch.
@@ -274,6 +279,11 @@ async fn deliver_batch(shared: Arc<Shared>, leases: Vec<Lease>, _permit: OwnedSe
             }
         }
     }
+    let held = items.iter().any(|i| i.fate == Some(Fate::Hold));
+    if held {
+        let stalls = shared.stalls.fetch_add(1, Ordering::Relaxed) + 1;
+        shared.back_off_until(Instant::now() + policy.ceiling(stalls));
+    }
     if last_attempt > 0 {
         let delay = policy.delay(last_attempt, retry_after, jitter_unit());
         shared.back_off_until(Instant::now() + delay);
@@ -293,10 +303,10 @@ async fn deliver_batch(shared: Arc<Shared>, leases: Vec<Lease>, _permit: OwnedSe
         return;
     };
     if tally.unaudited > 0 {
-        let failures = shared.audit_failures.fetch_add(1, Ordering::Relaxed) + 1;
-        shared.back_off_until(Instant::now() + policy.ceiling(failures));
-    } else {
-        shared.audit_failures.store(0, Ordering::Relaxed);
+        let stalls = shared.stalls.fetch_add(1, Ordering::Relaxed) + 1;
+        shared.back_off_until(Instant::now() + policy.ceiling(stalls));
+    } else if !held {
+        shared.stalls.store(0, Ordering::Relaxed);
     }
     info!(
         message = "Batch settled.",
@@ -306,7 +316,7 @@ async fn deliver_batch(shared: Arc<Shared>, leases: Vec<Lease>, _permit: OwnedSe
         delivered = tally.delivered,
         dead_lettered = tally.dead_lettered,
         retried = tally.retried,
-        released = tally.unaudited + tally.unsettled
+        released = tally.held + tally.unaudited + tally.unsettled
     );
     // Entries may have been released: let the loop look again.
     shared.wake.notify_one();
@@ -400,6 +410,16 @@ async fn send_stow(client: &StowClient, items: &mut [Item]) -> Option<std::time:
             set_all(retry(cause, status));
             retry_after
         }
+        Ok(StoreOutcome::Permanent {
+            status: status @ (401 | 403 | 404 | 407),
+        }) => {
+            error!(
+                message = "The destination refused access (check its URL and credentials); its entries stay queued.",
+                status
+            );
+            set_all(Fate::Hold);
+            None
+        }
         Ok(StoreOutcome::Permanent { status }) => {
             set_all(dead(
                 &format!("destination refused the request: HTTP {status}"),
@@ -422,6 +442,8 @@ struct Tally {
     delivered: usize,
     dead_lettered: usize,
     retried: usize,
+    /// Released because the destination refused access.
+    held: usize,
     /// Released because their audit line could not be written.
     unaudited: usize,
     /// Released (or left queued) because the spool could not settle them.
@@ -444,6 +466,10 @@ fn settle(shared: &Shared, items: Vec<Item>, send_ms: f64) -> Tally {
         let fate = fate.unwrap_or_else(|| retry("not sent".into(), None));
         let spool_id = lease.id();
         match fate {
+            Fate::Hold => {
+                drop(lease); // released; no attempt counted
+                tally.held += 1;
+            }
             Fate::Retry { .. } => {
                 lease.retry_later();
                 shared.metrics.retries.fetch_add(1, Ordering::Relaxed);

@@ -13,6 +13,7 @@
 //! | refused for good: a FailedSOPSequence item, a 4xx for the whole request, corrupt entry, unreadable meta | `dead_lettered` with a reason made of codes | `dead_letter(reason)` |
 //! | not this time: network, timeout, 408/429/5xx, an instance the reply does not confirm, a folder write error | — | `retry_later`, and the destination backs off |
 //! | its `max_attempts`-th attempt failed | `dead_lettered`, "retry budget exhausted …" | `dead_letter` |
+//! | the destination refused *us* (401, 403, 404, 407: credentials or URL wrong) | — | released without counting an attempt; the destination backs off |
 //!
 //! The audit line is written *before* the lease is settled, so no entry leaves the queue
 //! without its line; a crash in between (or a failed `ack`) brings the entry back, and it is
@@ -20,6 +21,10 @@
 //! Instance UID. An entry whose audit line cannot be written is released, not settled. A lease
 //! that is dropped (shutdown, a panic, the future dropped) is released too: the entry stays
 //! queued. Nothing is acknowledged before the destination said it has it.
+//!
+//! A misconfigured destination thus never empties the queue into the dead-letter folder: the
+//! entries wait (and the spool, when full, makes ingest answer 503) until it is fixed. Every
+//! other 4xx refuses the batch for good, as PS3.18 says.
 //!
 //! Backoff is per destination: after a retryable failure the destination's loop leases nothing
 //! until a delay drawn with full jitter from `[0, min(max, initial · 2^(attempt-1))]`, or the

@@ -170,3 +170,31 @@ async fn an_unwritable_folder_is_retried_with_backoff_until_the_budget_is_spent(
     assert_eq!(dead.len(), 1);
     assert_eq!(dead[0]["new_uids"]["sop_uid"], "2.25.8.1");
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_notification_wakes_the_loop_before_its_next_poll() {
+    let env = Env::new();
+    let out = env.path().join("out");
+    let running = env.start(vec![Destination::new(
+        "local",
+        Sink::Folder { dir: out.clone() },
+    )]);
+    // Let the loop find the spool empty and go to sleep until its next poll.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let start = tokio::time::Instant::now();
+    env.put("local", &meta("2.25.9", "2.25.9.1"), b"x");
+    running.notifier.notify("local");
+    running.notifier.notify("nobody"); // unknown names are ignored
+    env.drained("local").await;
+    assert!(
+        start.elapsed() < dicom_deid_forward::POLL_INTERVAL / 2,
+        "{:?}",
+        start.elapsed()
+    );
+    // Without a notification, the next poll finds it.
+    env.put("local", &meta("2.25.9", "2.25.9.2"), b"y");
+    env.drained("local").await;
+    running.stop().await;
+    assert!(out.join("2.25.9/2.25.9.2.dcm").exists());
+    assert_eq!(env.audit_events("delivered").len(), 2);
+}

@@ -385,3 +385,48 @@ async fn dropping_the_forwarder_mid_delivery_releases_its_leases() {
     assert_eq!((depth.entries, depth.dead_entries), (3, 0));
     assert!(env.audit_lines().is_empty());
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_destination_refusing_access_keeps_the_queue_without_spending_the_budget() {
+    heartbeat();
+    let env = Env::new();
+    let ids = put_study(&env, "2.25.95", 2);
+    let fixed = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let is_fixed = fixed.clone();
+    let (base, seen) = server(move |s, _| {
+        if is_fixed.load(std::sync::atomic::Ordering::SeqCst) {
+            Reply::all_stored(s)
+        } else {
+            Reply::Http(401, vec![], Vec::new())
+        }
+    })
+    .await;
+    let mut dest = stow(&base);
+    dest.retry.max_attempts = 2;
+    let running = env.start(vec![dest]);
+    running.notifier.notify("pacs");
+    while seen.lock().unwrap().len() < 4 {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    // Refused four times with a budget of two: nothing dead-lettered, nothing counted.
+    let depth = env.spool.depth();
+    assert_eq!((depth.entries, depth.dead_entries), (2, 0));
+    assert_eq!(env.metric(|m| &m.retries), 0);
+    assert!(env.audit_lines().is_empty());
+    // The backoff grows while the destination keeps refusing (1, 2, 4 s ceilings).
+    let at: Vec<_> = seen.lock().unwrap().iter().map(|s| s.at).collect();
+    assert!(
+        at[3] - at[2] >= Duration::from_secs(4),
+        "{:?}",
+        at[3] - at[2]
+    );
+
+    fixed.store(true, std::sync::atomic::Ordering::SeqCst);
+    env.drained("pacs").await;
+    running.stop().await;
+    let delivered = env.audit_events("delivered");
+    assert_eq!(delivered.len(), 2);
+    for (id, _) in &ids {
+        assert!(delivered.iter().any(|l| l["instance"] == id.to_string()));
+    }
+}
