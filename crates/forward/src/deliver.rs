@@ -113,6 +113,14 @@ pub(crate) async fn run_destination(shared: Arc<Shared>, mut stop: watch::Receiv
         };
         match leased {
             Ok(Ok(leases)) if !leases.is_empty() => {
+                // A batch that finished meanwhile may have started a backoff (and released its
+                // entries, which this lease may hold), or the forwarder was told to stop: hand
+                // them back untouched (dropped leases are released, no attempt counted).
+                let backing_off = shared.not_before().is_some_and(|t| t > Instant::now());
+                if backing_off || *stop.borrow() {
+                    drop((leases, permit));
+                    continue;
+                }
                 let shared = shared.clone();
                 in_flight.spawn(deliver_batch(shared, leases, permit));
                 continue;

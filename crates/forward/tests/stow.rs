@@ -430,3 +430,29 @@ async fn a_destination_refusing_access_keeps_the_queue_without_spending_the_budg
         assert!(delivered.iter().any(|l| l["instance"] == id.to_string()));
     }
 }
+
+#[tokio::test(start_paused = true)]
+async fn at_most_concurrency_batches_are_in_flight() {
+    heartbeat();
+    let env = Env::new();
+    for study in ["2.25.301", "2.25.302", "2.25.303"] {
+        put_study(&env, study, 2);
+    }
+    let (base, seen) = server(|_, _| Reply::Hang).await;
+    let mut dest = stow(&base);
+    dest.concurrency = 2;
+    let mut running = env.start(vec![dest]);
+    running.notifier.notify("pacs");
+    while seen.lock().unwrap().len() < 2 {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    assert_eq!(
+        seen.lock().unwrap().len(),
+        2,
+        "the third study waits for a slot"
+    );
+    assert_eq!(env.spool.depth().leased, 4);
+    running.task().abort();
+    let _ = running.task().await;
+}
