@@ -252,9 +252,9 @@ async fn deliver_batch(shared: Arc<Shared>, leases: Vec<Lease>, _permit: OwnedSe
     };
     let retry_after = match &shared.dest.sink {
         Sink::Folder { dir } => {
-            let dir = dir.clone();
+            let (dir, destination) = (dir.clone(), name.clone());
             match tokio::task::spawn_blocking(move || {
-                write_to_folder(&dir, &mut items);
+                write_to_folder(&dir, &mut items, &destination);
                 items
             })
             .await
@@ -267,7 +267,7 @@ async fn deliver_batch(shared: Arc<Shared>, leases: Vec<Lease>, _permit: OwnedSe
             }
             None
         }
-        Sink::Stow { client } => send_stow(client, &mut items).await,
+        Sink::Stow { client } => send_stow(client, &mut items, &name).await,
     };
     let send_ms = started.elapsed().as_secs_f64() * 1000.0;
 
@@ -331,7 +331,7 @@ async fn deliver_batch(shared: Arc<Shared>, leases: Vec<Lease>, _permit: OwnedSe
 }
 
 /// Writes every item still to be sent into the folder (blocking).
-fn write_to_folder(dir: &Path, items: &mut [Item]) {
+fn write_to_folder(dir: &Path, items: &mut [Item], destination: &str) {
     for item in items.iter_mut().filter(|i| i.fate.is_none()) {
         let (Some(meta), Some(data)) = (&item.meta, item.data.take()) else {
             continue;
@@ -345,6 +345,7 @@ fn write_to_folder(dir: &Path, items: &mut [Item]) {
             Err(e) => {
                 warn!(
                     message = "Could not write an instance to the destination folder.",
+                    destination,
                     spool_id = %item.lease.id(),
                     error_kind = %e.kind()
                 );
@@ -357,7 +358,11 @@ fn write_to_folder(dir: &Path, items: &mut [Item]) {
 
 /// Sends every item still to be sent in one STOW-RS request; returns the destination's
 /// `Retry-After`, if any.
-async fn send_stow(client: &StowClient, items: &mut [Item]) -> Option<std::time::Duration> {
+async fn send_stow(
+    client: &StowClient,
+    items: &mut [Item],
+    destination: &str,
+) -> Option<std::time::Duration> {
     let pending: Vec<usize> = (0..items.len())
         .filter(|&i| items[i].fate.is_none() && items[i].meta.is_some() && items[i].data.is_some())
         .collect();
@@ -423,6 +428,7 @@ async fn send_stow(client: &StowClient, items: &mut [Item]) -> Option<std::time:
         }) => {
             error!(
                 message = "The destination refused access (check its URL and credentials); its entries stay queued.",
+                destination,
                 status
             );
             set_all(Fate::Hold);
@@ -437,7 +443,7 @@ async fn send_stow(client: &StowClient, items: &mut [Item]) -> Option<std::time:
         }
         Err(e) => {
             // Only a malformed study UID makes `store` fail, and none is passed.
-            error!(message = "Could not form the STOW-RS request.", error = %e);
+            error!(message = "Could not form the STOW-RS request.", destination, error = %e);
             set_all(retry("request could not be formed".into(), None));
             None
         }
