@@ -3,7 +3,8 @@
 //! - `batch IN OUT` de-identifies a file or a folder tree into a mirrored tree;
 //! - `keygen PATH` makes the pseudonymisation key that `batch` needs;
 //! - `profile list | show | check` inspects and validates de-identification profiles;
-//! - `audit verify FILE` checks the hash chain of an audit log.
+//! - `audit verify FILE` checks the hash chain of an audit log;
+//! - `serve [--config FILE]` runs the gateway (STOW-RS in, de-identified instances out).
 //!
 //! Nothing this program prints carries an element value or an original UID: per-file
 //! lines name paths and reasons, dry runs name tags and actions, and a panic prints
@@ -18,6 +19,7 @@ mod audit_cmd;
 mod batch_cmd;
 mod keys;
 mod profile_cmd;
+mod serve_cmd;
 
 use std::num::NonZeroUsize;
 use std::path::PathBuf;
@@ -54,6 +56,8 @@ enum Command {
     /// Check audit logs.
     #[command(subcommand)]
     Audit(audit_cmd::AuditCommand),
+    /// Run the gateway: STOW-RS ingest, spool, forwarding (works with no config).
+    Serve(serve_cmd::ServeArgs),
 }
 
 /// Arguments of `dicom-deid batch`.
@@ -106,6 +110,7 @@ fn main() -> ExitCode {
         Command::Profile(ProfileCommand::Show { profile }) => profile_cmd::show(&profile),
         Command::Profile(ProfileCommand::Check { files }) => profile_cmd::check(&files),
         Command::Audit(command) => audit_cmd::run(command),
+        Command::Serve(args) => serve_cmd::run(args),
     };
     ExitCode::from(code)
 }

@@ -1,1 +1,260 @@
-//! The gateway: STOW-RS ingest, configuration, health (issue 4). Being built.
+//! The dicom-deid gateway: STOW-RS ingest in front of the de-identification engine, the durable
+//! spool and the forwarder; configuration; health, readiness and metrics.
+//!
+//! - [`config`]: `RawConfig` (TOML) → `validate()` → `Config::build()` → a [`Gateway`].
+//! - [`app`]: the axum router (one for `serve` and for tests): `POST {route}/studies`,
+//!   `POST {route}/studies/{uid}`, `GET /healthz`, `GET /readyz`, `GET /metrics`.
+//! - [`run`]: serves an [`AppState`] on a listener the caller owns, runs the forwarder beside
+//!   it, and stops both when the caller's shutdown future resolves (in-flight requests finish;
+//!   the spool keeps whatever was not delivered).
+//!
+//! What it does not do (yet): ingest tokens and TLS on the listener (so `validate` refuses a
+//! non-loopback `listen`), DIMSE, latency histograms, JSON logs.
+//!
+//! An instance is answered "stored" (listed in ReferencedSOPSequence) only after its
+//! de-identified bytes were put durably in the spool for **every** destination of its route.
+//! Nothing in a log line, error or audit record carries an element value or an original UID: the
+//! request URI (which may carry the original Study Instance UID) is never logged.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! use dicom_deid_server::config::RawConfig;
+//! let gateway = RawConfig::default().validate(None)?.build()?;
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:8104").await?;
+//! dicom_deid_server::run(listener, gateway, async { let _ = tokio::signal::ctrl_c().await; }).await?;
+//! # Ok(()) }
+//! ```
+
+pub mod config;
+mod ingest;
+mod ops;
+mod originals;
+
+use std::future::Future;
+use std::sync::atomic::AtomicU64;
+use std::sync::{Arc, Mutex};
+
+use axum::body::Body;
+use axum::extract::{Path, State};
+use axum::http::HeaderMap;
+use axum::routing::{get, post};
+use axum::Router;
+use dicom_deid_audit::AuditLog;
+use dicom_deid_engine::{Engine, Key};
+use dicom_deid_forward::{Forwarder, Metrics, Notifier};
+use dicom_deid_spool::Spool;
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+
+/// Bounds on ingest and the spool (see [`config::RawLimits`] for the defaults).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Limits {
+    /// Largest instance, in bytes.
+    pub max_instance_bytes: u64,
+    /// Most parts in one request.
+    pub max_request_parts: usize,
+    /// Bytes of instances being processed at once (input + output).
+    pub max_in_flight_bytes: u64,
+    /// STOW requests served at once.
+    pub max_concurrent_requests: usize,
+    /// Instances de-identified at once.
+    pub max_workers: usize,
+    /// Spool limit, in bytes.
+    pub max_spool_bytes: u64,
+    /// `Retry-After` seconds on 503.
+    pub retry_after_secs: u64,
+}
+
+/// One destination of a route, with the engine (profile) its instances are made with.
+#[derive(Debug, Clone)]
+pub struct RouteTarget {
+    /// The destination's name (the spool queue).
+    pub destination: String,
+    /// The engine of the destination's profile (the route's unless the destination has its own).
+    pub engine: Arc<Engine>,
+}
+
+/// A route, ready to serve.
+#[derive(Debug, Clone)]
+pub struct Routing {
+    /// The route's name.
+    pub name: String,
+    /// Path prefix (`""` or `/a/b`).
+    pub path: String,
+    /// Its destinations (at least one).
+    pub targets: Vec<RouteTarget>,
+}
+
+/// Ingest counters (exported by `/metrics`).
+#[derive(Debug, Default)]
+pub struct IngestMetrics {
+    /// STOW requests answered.
+    pub requests: AtomicU64,
+    /// Requests refused with 503 because the gateway was busy.
+    pub requests_shed: AtomicU64,
+    /// Instances (parts) received.
+    pub received: AtomicU64,
+    /// Instances rejected.
+    pub rejected: AtomicU64,
+    /// Instances stored in the spool for every destination.
+    pub queued: AtomicU64,
+    /// Bytes of instances received.
+    pub received_bytes: AtomicU64,
+    /// Bytes put in the spool.
+    pub queued_bytes: AtomicU64,
+}
+
+/// Everything the handlers share. Cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    routes: Vec<Arc<Routing>>,
+    spool: Spool,
+    audit: Arc<Mutex<AuditLog>>,
+    key: Key,
+    notifier: Notifier,
+    limits: Limits,
+    requests: Arc<Semaphore>,
+    workers: Arc<Semaphore>,
+    /// In-flight bytes, in KiB units.
+    bytes: Arc<Semaphore>,
+    metrics: IngestMetrics,
+    forward_metrics: Arc<Metrics>,
+}
+
+impl std::fmt::Debug for AppState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AppState")
+            .field("routes", &self.inner.routes)
+            .field("spool", &self.inner.spool)
+            .field("limits", &self.inner.limits)
+            .finish_non_exhaustive()
+    }
+}
+
+impl AppState {
+    /// Assembles the state (normally done by [`config::Config::build`]).
+    pub fn new(
+        routes: Vec<Routing>,
+        spool: Spool,
+        audit: Arc<Mutex<AuditLog>>,
+        key: Key,
+        notifier: Notifier,
+        limits: Limits,
+        forward_metrics: Arc<Metrics>,
+    ) -> AppState {
+        let kib = usize::try_from(limits.max_in_flight_bytes.div_ceil(1024))
+            .unwrap_or(usize::MAX)
+            .min(Semaphore::MAX_PERMITS);
+        AppState {
+            inner: Arc::new(Inner {
+                routes: routes.into_iter().map(Arc::new).collect(),
+                spool,
+                audit,
+                key,
+                notifier,
+                requests: Arc::new(Semaphore::new(limits.max_concurrent_requests)),
+                workers: Arc::new(Semaphore::new(limits.max_workers)),
+                bytes: Arc::new(Semaphore::new(kib)),
+                limits,
+                metrics: IngestMetrics::default(),
+                forward_metrics,
+            }),
+        }
+    }
+
+    /// The spool.
+    pub fn spool(&self) -> &Spool {
+        &self.inner.spool
+    }
+
+    /// The ingest counters.
+    pub fn metrics(&self) -> &IngestMetrics {
+        &self.inner.metrics
+    }
+
+    /// The routes.
+    pub fn routes(&self) -> impl Iterator<Item = &Routing> {
+        self.inner.routes.iter().map(|r| &**r)
+    }
+
+    /// The audit log (shared with the forwarder).
+    pub fn audit(&self) -> &Arc<Mutex<AuditLog>> {
+        &self.inner.audit
+    }
+}
+
+/// A built gateway: the state to serve and the forwarder to run beside it.
+pub struct Gateway {
+    /// What the handlers share.
+    pub state: AppState,
+    /// Delivers from the spool; [`run`] runs it.
+    pub forwarder: Forwarder,
+}
+
+/// The router: ingest routes from the state, plus `/healthz`, `/readyz` and `/metrics`.
+pub fn app(state: AppState) -> Router {
+    let mut router = Router::new()
+        .route("/healthz", get(ops::healthz))
+        .route("/readyz", get(ops::readyz))
+        .route("/metrics", get(ops::metrics));
+    for route in &state.inner.routes {
+        let r1 = route.clone();
+        let r2 = route.clone();
+        router = router
+            .route(
+                &format!("{}/studies", route.path),
+                post(move |st: State<AppState>, headers: HeaderMap, body: Body| {
+                    ingest::stow(st, r1.clone(), None, headers, body)
+                }),
+            )
+            .route(
+                &format!("{}/studies/{{study}}", route.path),
+                post(
+                    move |st: State<AppState>,
+                          Path(study): Path<String>,
+                          headers: HeaderMap,
+                          body: Body| {
+                        ingest::stow(st, r2.clone(), Some(study), headers, body)
+                    },
+                ),
+            );
+    }
+    router.with_state(state)
+}
+
+/// Serves `gateway` on `listener` and runs its forwarder until `shutdown` resolves; then stops
+/// accepting, lets in-flight requests finish, stops the forwarder (undelivered entries stay in
+/// the spool) and syncs the audit log.
+pub async fn run(
+    listener: TcpListener,
+    gateway: Gateway,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let Gateway { state, forwarder } = gateway;
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let mut forward_rx = stop_rx.clone();
+    let forwarding = tokio::spawn(forwarder.run(async move {
+        let _ = forward_rx.wait_for(|stop| *stop).await;
+    }));
+    let audit = state.inner.audit.clone();
+    let served = axum::serve(listener, app(state))
+        .with_graceful_shutdown(async move {
+            shutdown.await;
+            tracing::info!(message = "Shutting down: finishing in-flight requests.");
+        })
+        .await;
+    let _ = stop_tx.send(true);
+    let _ = forwarding.await;
+    let _ = tokio::task::spawn_blocking(move || {
+        if let Ok(mut log) = audit.lock() {
+            let _ = log.sync();
+        }
+    })
+    .await;
+    drop(stop_rx);
+    served
+}

@@ -1,0 +1,986 @@
+//! Configuration: [`RawConfig`] (the TOML as written) → [`RawConfig::validate`] (pure checks,
+//! every problem as `FILE: key: reason`) → [`Config::build`] (opens the data directory, key,
+//! spool, audit log and destinations).
+//!
+//! With no file, [`RawConfig::default`] is the embedded default: listen on `127.0.0.1:8104`, data
+//! under `./dicom-deid-data`, one route `default` (ingest at `/studies`, profile `basic`) to one
+//! folder destination `local` (`<data>/out`).
+//!
+//! Paths in a file are relative to the file's folder; a destination's `dir` is relative to the
+//! data directory. Secrets (bearer tokens, passwords) are only read from files named in the
+//! config (`token_file`, `password_file`), never written inline.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use dicom_deid_audit::{AuditLog, SyncPolicy};
+use dicom_deid_dicomweb::{Auth, ClientConfig, Secret, StowClient};
+use dicom_deid_engine::{Engine, Key, Profile};
+use dicom_deid_forward::{Destination, Forwarder, Metrics, RetryPolicy, Sink};
+use dicom_deid_spool::{Spool, SpoolConfig};
+use serde::Deserialize;
+use tracing::info;
+
+use crate::{AppState, Gateway, Limits, RouteTarget, Routing};
+
+/// The address `serve` listens on without a config file.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:8104";
+/// The data directory without a config file (relative to the working directory).
+pub const DEFAULT_DATA_DIR: &str = "./dicom-deid-data";
+
+const MIB: u64 = 1 << 20;
+
+/// The configuration file as written. Every key is optional; unknown keys are refused.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct RawConfig {
+    /// `host:port` to listen on (loopback only until ingest tokens exist).
+    pub listen: Option<String>,
+    /// Where the key, spool, audit log and folder destinations live.
+    pub data_dir: Option<PathBuf>,
+    /// The pseudonymisation key file. Default `<data_dir>/key`, created (mode 0600) on first start.
+    pub key_file: Option<PathBuf>,
+    /// Bounds on ingest and the spool.
+    #[serde(default)]
+    pub limits: RawLimits,
+    /// Ingest routes. Default: one route `default` at `/studies` to destination `local`.
+    #[serde(default)]
+    pub routes: Vec<RawRoute>,
+    /// Destinations. Default: `local`, a folder `<data_dir>/out`.
+    #[serde(default)]
+    pub destinations: Vec<RawDestination>,
+}
+
+/// `[limits]`.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct RawLimits {
+    /// Largest instance (one part, or a single `application/dicom` body). Default 512 MiB.
+    pub max_instance_bytes: Option<u64>,
+    /// Most parts in one request. Default 10 000.
+    pub max_request_parts: Option<usize>,
+    /// Bytes of instances being de-identified at once, input and output counted. Default 2 GiB.
+    pub max_in_flight_bytes: Option<u64>,
+    /// STOW requests served at once; more get 503 + Retry-After. Default 16.
+    pub max_concurrent_requests: Option<usize>,
+    /// Instances de-identified at once (blocking threads). Default: the number of cores.
+    pub max_workers: Option<usize>,
+    /// Bytes of queued spool entries beyond which ingest answers "out of resources". Default 8 GiB.
+    pub max_spool_bytes: Option<u64>,
+    /// Seconds a client is told to wait (`Retry-After`) when the gateway is busy or full. Default 5.
+    pub retry_after_secs: Option<u64>,
+}
+
+/// One `[[routes]]` entry.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct RawRoute {
+    /// The route's name (logs, audit, metrics).
+    pub name: String,
+    /// Path prefix: `""` (ingest at `/studies`) or e.g. `"/projects/a"` (ingest at `/projects/a/studies`).
+    #[serde(default)]
+    pub path: String,
+    /// A built-in profile name or a profile TOML file. Default `basic`.
+    pub profile: Option<String>,
+    /// Names of the destinations every instance of this route goes to.
+    pub destinations: Vec<String>,
+}
+
+/// One `[[destinations]]` entry.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct RawDestination {
+    /// The destination's name.
+    pub name: String,
+    /// `"folder"` or `"stow"`.
+    pub kind: String,
+    /// Folder destinations: the folder (relative to the data directory).
+    pub dir: Option<PathBuf>,
+    /// STOW destinations: the DICOMweb service root, e.g. `http://127.0.0.1:8042/dicom-web/`.
+    pub url: Option<String>,
+    /// STOW: a file holding a bearer token.
+    pub token_file: Option<PathBuf>,
+    /// STOW: the basic-auth user (with `password_file`).
+    pub basic_user: Option<String>,
+    /// STOW: a file holding the basic-auth password.
+    pub password_file: Option<PathBuf>,
+    /// STOW: extra CA certificates (PEM).
+    pub ca_file: Option<PathBuf>,
+    /// STOW: seconds one request may take. Default 300.
+    pub timeout_secs: Option<u64>,
+    /// Most instances per delivery. Default 50.
+    pub batch_max_count: Option<usize>,
+    /// Most bytes per delivery. Default 64 MiB.
+    pub batch_max_bytes: Option<u64>,
+    /// Deliveries in flight. Default 2.
+    pub concurrency: Option<usize>,
+    /// Attempts before an instance is dead-lettered. Default 20.
+    pub retry_max_attempts: Option<u32>,
+    /// A profile for this destination instead of the route's.
+    pub profile: Option<String>,
+}
+
+/// One problem in a configuration: `FILE: key: reason`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    /// The config file, or `<built-in default>`.
+    pub file: String,
+    /// The key, e.g. `routes[1].path`.
+    pub key: String,
+    /// What is wrong.
+    pub reason: String,
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}: {}", self.file, self.key, self.reason)
+    }
+}
+
+/// Why a configuration was refused: every problem found, one per line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    /// The problems.
+    pub problems: Vec<Problem>,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, p) in self.problems.iter().enumerate() {
+            if i > 0 {
+                f.write_str("\n")?;
+            }
+            write!(f, "{p}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// Name of the origin used in messages when there is no file.
+pub const BUILTIN_ORIGIN: &str = "<built-in default>";
+
+impl RawConfig {
+    /// Reads and parses a config file (syntax, types and unknown keys; then call
+    /// [`RawConfig::validate`]).
+    pub fn from_file(path: &Path) -> Result<RawConfig, ConfigError> {
+        let file = path.display().to_string();
+        let text =
+            std::fs::read_to_string(path).map_err(|e| one(&file, "(file)", e.to_string()))?;
+        Self::from_toml(&text, &file)
+    }
+
+    /// Parses config text; `file` names it in messages.
+    pub fn from_toml(text: &str, file: &str) -> Result<RawConfig, ConfigError> {
+        toml::from_str(text).map_err(|e: toml::de::Error| {
+            let key = match e.span() {
+                Some(span) => {
+                    let line = text[..span.start.min(text.len())].matches('\n').count() + 1;
+                    let at = text.get(span.clone()).unwrap_or("").trim();
+                    if !at.is_empty() && at.len() <= 64 && !at.contains('\n') {
+                        format!("line {line}: {at}")
+                    } else {
+                        format!("line {line}")
+                    }
+                }
+                None => "(file)".to_string(),
+            };
+            one(file, &key, e.message().trim().to_string())
+        })
+    }
+
+    /// Checks everything that can be checked without I/O and resolves defaults. `origin` is
+    /// the config file (relative paths are taken from its folder), or `None` for the embedded
+    /// default (paths relative to the working directory).
+    pub fn validate(&self, origin: Option<&Path>) -> Result<Config, ConfigError> {
+        let file = origin.map_or_else(|| BUILTIN_ORIGIN.to_string(), |p| p.display().to_string());
+        let base = origin
+            .and_then(Path::parent)
+            .map(Path::to_path_buf)
+            .unwrap_or_default();
+        let resolve = |p: &Path| {
+            if p.is_absolute() {
+                p.to_path_buf()
+            } else {
+                base.join(p)
+            }
+        };
+        let mut problems = Vec::new();
+        let mut problem = |key: &str, reason: String| {
+            problems.push(Problem {
+                file: file.clone(),
+                key: key.to_string(),
+                reason,
+            })
+        };
+
+        let listen_text = self.listen.as_deref().unwrap_or(DEFAULT_LISTEN);
+        let listen = match listen_text.parse::<SocketAddr>() {
+            Ok(addr) if !addr.ip().is_loopback() => {
+                problem(
+                    "listen",
+                    format!(
+                        "{addr} is not a loopback address; listening beyond this host needs ingest \
+                         tokens, which this version does not have yet (use 127.0.0.1 or ::1)"
+                    ),
+                );
+                None
+            }
+            Ok(addr) => Some(addr),
+            Err(_) => {
+                problem(
+                    "listen",
+                    "must be an IP address and port, e.g. \"127.0.0.1:8104\"".into(),
+                );
+                None
+            }
+        };
+
+        let data_dir = resolve(
+            self.data_dir
+                .as_deref()
+                .unwrap_or(Path::new(DEFAULT_DATA_DIR)),
+        );
+        if data_dir.as_os_str().is_empty() {
+            problem("data_dir", "must not be empty".into());
+        }
+        let (key_file, create_key) = match &self.key_file {
+            Some(p) => (resolve(p), false),
+            None => (data_dir.join("key"), true),
+        };
+
+        let l = &self.limits;
+        let limits = Limits {
+            max_instance_bytes: l.max_instance_bytes.unwrap_or(512 * MIB),
+            max_request_parts: l.max_request_parts.unwrap_or(10_000),
+            max_in_flight_bytes: l.max_in_flight_bytes.unwrap_or(2048 * MIB),
+            max_concurrent_requests: l.max_concurrent_requests.unwrap_or(16),
+            max_workers: l.max_workers.unwrap_or_else(|| {
+                std::thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get)
+            }),
+            max_spool_bytes: l.max_spool_bytes.unwrap_or(8192 * MIB),
+            retry_after_secs: l.retry_after_secs.unwrap_or(5),
+        };
+        for (key, value) in [
+            ("limits.max_instance_bytes", limits.max_instance_bytes),
+            ("limits.max_request_parts", limits.max_request_parts as u64),
+            ("limits.max_in_flight_bytes", limits.max_in_flight_bytes),
+            (
+                "limits.max_concurrent_requests",
+                limits.max_concurrent_requests as u64,
+            ),
+            ("limits.max_workers", limits.max_workers as u64),
+            ("limits.max_spool_bytes", limits.max_spool_bytes),
+        ] {
+            if value == 0 {
+                problem(key, "must be at least 1".into());
+            }
+        }
+        if limits.max_instance_bytes > 4 << 30 {
+            problem("limits.max_instance_bytes", "must be at most 4 GiB".into());
+        }
+        // One instance holds its input and its output at once.
+        if limits.max_in_flight_bytes < limits.max_instance_bytes.saturating_mul(2) {
+            problem(
+                "limits.max_in_flight_bytes",
+                format!(
+                    "must be at least twice limits.max_instance_bytes ({} bytes), or the largest \
+                     instance could never be processed",
+                    limits.max_instance_bytes.saturating_mul(2)
+                ),
+            );
+        }
+        if limits.max_in_flight_bytes > 1 << 50 {
+            problem("limits.max_in_flight_bytes", "must be at most 1 PiB".into());
+        }
+
+        // Destinations.
+        let raw_destinations = if self.destinations.is_empty() && self.routes.is_empty() {
+            vec![RawDestination::folder("local", "out")]
+        } else {
+            self.destinations.clone()
+        };
+        let mut destinations = Vec::new();
+        let mut names = BTreeSet::new();
+        for (i, d) in raw_destinations.iter().enumerate() {
+            let at = |k: &str| format!("destinations[{i}].{k}");
+            if let Err(reason) = check_name(&d.name) {
+                problem(&at("name"), reason);
+            } else if !names.insert(d.name.clone()) {
+                problem(&at("name"), format!("\"{}\" is defined twice", d.name));
+            }
+            let positive = |v: Option<u64>| v.is_none_or(|v| v > 0);
+            for (k, ok) in [
+                (
+                    "batch_max_count",
+                    positive(d.batch_max_count.map(|v| v as u64)),
+                ),
+                ("batch_max_bytes", positive(d.batch_max_bytes)),
+                ("concurrency", positive(d.concurrency.map(|v| v as u64))),
+                ("timeout_secs", positive(d.timeout_secs)),
+                (
+                    "retry_max_attempts",
+                    positive(d.retry_max_attempts.map(u64::from)),
+                ),
+            ] {
+                if !ok {
+                    problem(&at(k), "must be at least 1".into());
+                }
+            }
+            let stow_only = [
+                ("url", d.url.is_some()),
+                ("token_file", d.token_file.is_some()),
+                ("basic_user", d.basic_user.is_some()),
+                ("password_file", d.password_file.is_some()),
+                ("ca_file", d.ca_file.is_some()),
+                ("timeout_secs", d.timeout_secs.is_some()),
+            ];
+            let kind = match d.kind.as_str() {
+                "folder" => {
+                    for (k, set) in stow_only {
+                        if set {
+                            problem(&at(k), "only a \"stow\" destination takes this key".into());
+                        }
+                    }
+                    match &d.dir {
+                        None => {
+                            problem(&at("dir"), "a \"folder\" destination needs a dir".into());
+                            None
+                        }
+                        Some(dir) => Some(DestinationKind::Folder {
+                            dir: if dir.is_absolute() {
+                                dir.clone()
+                            } else {
+                                data_dir.join(dir)
+                            },
+                        }),
+                    }
+                }
+                "stow" => {
+                    if d.dir.is_some() {
+                        problem(
+                            &at("dir"),
+                            "only a \"folder\" destination takes this key".into(),
+                        );
+                    }
+                    let url = match &d.url {
+                        None => {
+                            problem(&at("url"), "a \"stow\" destination needs a url".into());
+                            None
+                        }
+                        Some(u) if !(u.starts_with("http://") || u.starts_with("https://")) => {
+                            problem(&at("url"), "must start with http:// or https://".into());
+                            None
+                        }
+                        Some(u) if u.contains('@') => {
+                            problem(
+                                &at("url"),
+                                "must not carry credentials; use token_file or basic_user + \
+                                 password_file"
+                                    .into(),
+                            );
+                            None
+                        }
+                        Some(u) => Some(u.clone()),
+                    };
+                    let auth = match (&d.token_file, &d.basic_user, &d.password_file) {
+                        (None, None, None) => Some(AuthSpec::None),
+                        (Some(t), None, None) => Some(AuthSpec::Bearer(resolve(t))),
+                        (None, Some(u), Some(p)) => Some(AuthSpec::Basic {
+                            user: u.clone(),
+                            password_file: resolve(p),
+                        }),
+                        (Some(_), _, _) => {
+                            problem(
+                                &at("token_file"),
+                                "give either token_file or basic_user + password_file, not both"
+                                    .into(),
+                            );
+                            None
+                        }
+                        (None, Some(_), None) => {
+                            problem(
+                                &at("password_file"),
+                                "basic_user needs a password_file".into(),
+                            );
+                            None
+                        }
+                        (None, None, Some(_)) => {
+                            problem(&at("basic_user"), "password_file needs a basic_user".into());
+                            None
+                        }
+                    };
+                    match (url, auth) {
+                        (Some(url), Some(auth)) => Some(DestinationKind::Stow {
+                            url,
+                            auth,
+                            ca_file: d.ca_file.as_deref().map(resolve),
+                            timeout: Duration::from_secs(d.timeout_secs.unwrap_or(300)),
+                        }),
+                        _ => None,
+                    }
+                }
+                other => {
+                    problem(
+                        &at("kind"),
+                        format!("\"{other}\" is not a destination kind (\"folder\" or \"stow\")"),
+                    );
+                    None
+                }
+            };
+            let profile = d.profile.as_ref().map(|p| profile_spec(p, &resolve));
+            if let Some(kind) = kind {
+                destinations.push(DestinationConfig {
+                    name: d.name.clone(),
+                    kind,
+                    batch_max_count: d.batch_max_count.unwrap_or(50),
+                    batch_max_bytes: d.batch_max_bytes.unwrap_or(64 * MIB),
+                    concurrency: d.concurrency.unwrap_or(2),
+                    retry_max_attempts: d.retry_max_attempts.unwrap_or(20),
+                    profile,
+                });
+            }
+        }
+
+        // Routes.
+        let raw_routes = if self.routes.is_empty() {
+            let dest = raw_destinations
+                .first()
+                .map_or_else(|| "local".to_string(), |d| d.name.clone());
+            vec![RawRoute {
+                name: "default".into(),
+                path: String::new(),
+                profile: None,
+                destinations: vec![dest],
+            }]
+        } else {
+            self.routes.clone()
+        };
+        let mut routes = Vec::new();
+        let mut route_names = BTreeSet::new();
+        let mut paths = BTreeSet::new();
+        let mut used = BTreeSet::new();
+        for (i, r) in raw_routes.iter().enumerate() {
+            let at = |k: &str| format!("routes[{i}].{k}");
+            if let Err(reason) = check_name(&r.name) {
+                problem(&at("name"), reason);
+            } else if !route_names.insert(r.name.clone()) {
+                problem(&at("name"), format!("\"{}\" is defined twice", r.name));
+            }
+            if let Err(reason) = check_path(&r.path) {
+                problem(&at("path"), reason);
+            } else if !paths.insert(r.path.clone()) {
+                problem(
+                    &at("path"),
+                    format!("\"{}\" is used by another route", r.path),
+                );
+            }
+            if r.destinations.is_empty() {
+                problem(&at("destinations"), "name at least one destination".into());
+            }
+            let mut seen = BTreeSet::new();
+            for (j, name) in r.destinations.iter().enumerate() {
+                if !names.contains(name) {
+                    problem(
+                        &format!("routes[{i}].destinations[{j}]"),
+                        format!("no destination is named \"{name}\""),
+                    );
+                } else if !seen.insert(name.clone()) {
+                    problem(
+                        &format!("routes[{i}].destinations[{j}]"),
+                        format!("\"{name}\" is listed twice"),
+                    );
+                }
+                used.insert(name.clone());
+            }
+            routes.push(RouteConfig {
+                name: r.name.clone(),
+                path: r.path.clone(),
+                profile: profile_spec(r.profile.as_deref().unwrap_or("basic"), &resolve),
+                destinations: r.destinations.clone(),
+            });
+        }
+        for (i, d) in raw_destinations.iter().enumerate() {
+            if !used.contains(&d.name) {
+                problem(
+                    &format!("destinations[{i}].name"),
+                    format!("\"{}\" is not used by any route", d.name),
+                );
+            }
+        }
+
+        if !problems.is_empty() {
+            return Err(ConfigError { problems });
+        }
+        Ok(Config {
+            origin: file,
+            listen: listen.expect("checked above"),
+            data_dir,
+            key_file,
+            create_key,
+            limits,
+            routes,
+            destinations,
+        })
+    }
+}
+
+impl RawDestination {
+    fn folder(name: &str, dir: &str) -> RawDestination {
+        RawDestination {
+            name: name.into(),
+            kind: "folder".into(),
+            dir: Some(dir.into()),
+            url: None,
+            token_file: None,
+            basic_user: None,
+            password_file: None,
+            ca_file: None,
+            timeout_secs: None,
+            batch_max_count: None,
+            batch_max_bytes: None,
+            concurrency: None,
+            retry_max_attempts: None,
+            profile: None,
+        }
+    }
+}
+
+fn one(file: &str, key: &str, reason: String) -> ConfigError {
+    ConfigError {
+        problems: vec![Problem {
+            file: file.to_string(),
+            key: key.to_string(),
+            reason,
+        }],
+    }
+}
+
+/// A built-in profile name stays a name; anything else is a file relative to the config.
+fn profile_spec(spec: &str, resolve: &impl Fn(&Path) -> PathBuf) -> String {
+    if Profile::builtin_names().contains(&spec) {
+        spec.to_string()
+    } else {
+        resolve(Path::new(spec)).display().to_string()
+    }
+}
+
+/// Route and destination names: what the spool accepts as a destination name.
+fn check_name(name: &str) -> Result<(), String> {
+    let ok_first = name
+        .bytes()
+        .next()
+        .is_some_and(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+    let ok_rest = name
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'));
+    if name.is_empty() || name.len() > 64 || !ok_first || !ok_rest {
+        return Err(
+            "must be 1-64 characters of A-Z a-z 0-9 _ - . and not start with '.'".to_string(),
+        );
+    }
+    Ok(())
+}
+
+/// A route prefix: empty, or `/seg/seg` with safe segments, none of them reserved.
+fn check_path(path: &str) -> Result<(), String> {
+    if path.is_empty() {
+        return Ok(());
+    }
+    let Some(rest) = path.strip_prefix('/') else {
+        return Err("must be empty or start with '/' (e.g. \"/projects/a\")".into());
+    };
+    for segment in rest.split('/') {
+        let ok = !segment.is_empty()
+            && segment != "."
+            && segment != ".."
+            && segment
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'));
+        if !ok {
+            return Err(
+                "segments must be non-empty A-Z a-z 0-9 _ - . (no trailing '/', no '..')".into(),
+            );
+        }
+    }
+    if ["healthz", "readyz", "metrics", "studies"].contains(&rest.split('/').next().unwrap_or("")) {
+        return Err(
+            "must not start with a reserved segment (healthz, readyz, metrics, studies)".into(),
+        );
+    }
+    Ok(())
+}
+
+/// A validated configuration: every default resolved, nothing opened yet.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    /// The file it came from (or [`BUILTIN_ORIGIN`]).
+    pub origin: String,
+    /// Where to listen.
+    pub listen: SocketAddr,
+    /// The data directory.
+    pub data_dir: PathBuf,
+    /// The key file.
+    pub key_file: PathBuf,
+    /// Whether a missing key file is created (only the default `<data_dir>/key`).
+    pub create_key: bool,
+    /// Ingest and spool bounds.
+    pub limits: Limits,
+    /// Routes.
+    pub routes: Vec<RouteConfig>,
+    /// Destinations.
+    pub destinations: Vec<DestinationConfig>,
+}
+
+/// A validated route.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RouteConfig {
+    /// Name.
+    pub name: String,
+    /// Path prefix (`""` or `/a/b`).
+    pub path: String,
+    /// Built-in profile name or profile file path.
+    pub profile: String,
+    /// Destination names.
+    pub destinations: Vec<String>,
+}
+
+/// A validated destination.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DestinationConfig {
+    /// Name.
+    pub name: String,
+    /// Folder or STOW.
+    pub kind: DestinationKind,
+    /// Most instances per delivery.
+    pub batch_max_count: usize,
+    /// Most bytes per delivery.
+    pub batch_max_bytes: u64,
+    /// Deliveries in flight.
+    pub concurrency: usize,
+    /// Attempts before dead-lettering.
+    pub retry_max_attempts: u32,
+    /// Own profile, overriding the route's.
+    pub profile: Option<String>,
+}
+
+/// Where a destination delivers.
+#[derive(Debug, Clone, PartialEq)]
+pub enum DestinationKind {
+    /// A local folder.
+    Folder {
+        /// The folder.
+        dir: PathBuf,
+    },
+    /// A DICOMweb server.
+    Stow {
+        /// Service root.
+        url: String,
+        /// Credentials (files, read at build).
+        auth: AuthSpec,
+        /// Extra CA certificates.
+        ca_file: Option<PathBuf>,
+        /// Bound on one request.
+        timeout: Duration,
+    },
+}
+
+/// Where a destination's credentials come from.
+#[derive(Debug, Clone, PartialEq)]
+pub enum AuthSpec {
+    /// None.
+    None,
+    /// A bearer token from this file.
+    Bearer(PathBuf),
+    /// Basic auth with the password from a file.
+    Basic {
+        /// The user.
+        user: String,
+        /// The password file.
+        password_file: PathBuf,
+    },
+}
+
+/// Why a valid configuration could not be put to work (files, directories, key, spool, audit).
+#[derive(Debug, snafu::Snafu)]
+pub enum BuildError {
+    /// Could not create the data directory
+    #[snafu(display("cannot create the data directory {}: {source}", path.display()))]
+    DataDir {
+        /// The directory.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The key
+    #[snafu(display("{origin}: key_file: {source}"))]
+    KeyFile {
+        /// The config file.
+        origin: String,
+        /// Why.
+        source: dicom_deid_engine::KeyError,
+    },
+    /// A configured key file is missing
+    #[snafu(display(
+        "{origin}: key_file: {} does not exist; a configured key is never created (make one with \
+         `dicom-deid keygen {}`)",
+        path.display(),
+        path.display()
+    ))]
+    KeyMissing {
+        /// The config file.
+        origin: String,
+        /// The key file.
+        path: PathBuf,
+    },
+    /// A profile could not be loaded
+    #[snafu(display("{origin}: {key}: {reason}"))]
+    Profile {
+        /// The config file.
+        origin: String,
+        /// Where it was named.
+        key: String,
+        /// Why.
+        reason: String,
+    },
+    /// A file named by a destination could not be read
+    #[snafu(display("{origin}: {key}: cannot read {}: {source}", path.display()))]
+    SecretFile {
+        /// The config file.
+        origin: String,
+        /// The key naming it.
+        key: String,
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// A destination's client could not be built
+    #[snafu(display("{origin}: destinations.{name}: {reason}"))]
+    Client {
+        /// The config file.
+        origin: String,
+        /// The destination.
+        name: String,
+        /// Why.
+        reason: String,
+    },
+    /// The spool
+    #[snafu(display("spool: {source}"))]
+    Spool {
+        /// Why.
+        source: dicom_deid_spool::SpoolError,
+    },
+    /// The audit log
+    #[snafu(display("audit: {source}"))]
+    Audit {
+        /// Why.
+        source: dicom_deid_audit::AuditError,
+    },
+}
+
+/// Creates a directory (and parents) with mode 0700 where it is new.
+fn create_private_dir(path: &Path) -> std::io::Result<()> {
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    builder.create(path)
+}
+
+fn read_secret(origin: &str, key: &str, path: &Path) -> Result<Secret, BuildError> {
+    let text = std::fs::read_to_string(path).map_err(|source| BuildError::SecretFile {
+        origin: origin.to_string(),
+        key: key.to_string(),
+        path: path.to_path_buf(),
+        source,
+    })?;
+    Ok(Secret::new(text.trim_end_matches(['\r', '\n'])))
+}
+
+impl Config {
+    /// Opens everything: creates the data directory (0700) and, for the default key path, the
+    /// key (0600); loads profiles; opens the spool (`<data>/spool`) and the audit log
+    /// (`<data>/audit.jsonl`); builds the destinations. The caller gets an [`AppState`] for
+    /// [`crate::app`] and a [`Forwarder`] to run (both in a [`Gateway`]).
+    pub fn build(&self) -> Result<Gateway, BuildError> {
+        let origin = &self.origin;
+        create_private_dir(&self.data_dir).map_err(|source| BuildError::DataDir {
+            path: self.data_dir.clone(),
+            source,
+        })?;
+        let key = if self.create_key && !self.key_file.exists() {
+            let key = Key::generate().map_err(|source| BuildError::KeyFile {
+                origin: origin.clone(),
+                source,
+            })?;
+            key.write_new(&self.key_file)
+                .map_err(|source| BuildError::KeyFile {
+                    origin: origin.clone(),
+                    source,
+                })?;
+            info!(message = "Key created.", path = %self.key_file.display());
+            key
+        } else if !self.key_file.exists() {
+            return Err(BuildError::KeyMissing {
+                origin: origin.clone(),
+                path: self.key_file.clone(),
+            });
+        } else {
+            Key::load(&self.key_file).map_err(|source| BuildError::KeyFile {
+                origin: origin.clone(),
+                source,
+            })?
+        };
+
+        // One engine per distinct profile.
+        let mut engines: BTreeMap<String, Arc<Engine>> = BTreeMap::new();
+        let mut engine_for = |spec: &str, key_name: String| -> Result<Arc<Engine>, BuildError> {
+            if let Some(e) = engines.get(spec) {
+                return Ok(e.clone());
+            }
+            let profile = Profile::load(spec).map_err(|e| BuildError::Profile {
+                origin: origin.clone(),
+                key: key_name,
+                reason: e.to_string(),
+            })?;
+            let engine = Arc::new(Engine::new(profile, key.clone()));
+            engines.insert(spec.to_string(), engine.clone());
+            Ok(engine)
+        };
+
+        let mut routes = Vec::new();
+        for (i, r) in self.routes.iter().enumerate() {
+            let route_engine = engine_for(&r.profile, format!("routes[{i}].profile"))?;
+            let mut targets = Vec::new();
+            for name in &r.destinations {
+                let (j, d) = self
+                    .destinations
+                    .iter()
+                    .enumerate()
+                    .find(|(_, d)| &d.name == name)
+                    .expect("validated");
+                let engine = match &d.profile {
+                    Some(spec) => engine_for(spec, format!("destinations[{j}].profile"))?,
+                    None => route_engine.clone(),
+                };
+                targets.push(RouteTarget {
+                    destination: name.clone(),
+                    engine,
+                });
+            }
+            routes.push(Routing {
+                name: r.name.clone(),
+                path: r.path.clone(),
+                targets,
+            });
+        }
+
+        let mut destinations = Vec::new();
+        for (j, d) in self.destinations.iter().enumerate() {
+            let sink = match &d.kind {
+                DestinationKind::Folder { dir } => {
+                    create_private_dir(dir).map_err(|source| BuildError::DataDir {
+                        path: dir.clone(),
+                        source,
+                    })?;
+                    Sink::Folder { dir: dir.clone() }
+                }
+                DestinationKind::Stow {
+                    url,
+                    auth,
+                    ca_file,
+                    timeout,
+                } => {
+                    let auth = match auth {
+                        AuthSpec::None => Auth::None,
+                        AuthSpec::Bearer(path) => Auth::Bearer(read_secret(
+                            origin,
+                            &format!("destinations[{j}].token_file"),
+                            path,
+                        )?),
+                        AuthSpec::Basic {
+                            user,
+                            password_file,
+                        } => Auth::Basic {
+                            user: user.clone(),
+                            password: read_secret(
+                                origin,
+                                &format!("destinations[{j}].password_file"),
+                                password_file,
+                            )?,
+                        },
+                    };
+                    let ca_pem =
+                        match ca_file {
+                            Some(path) => Some(std::fs::read(path).map_err(|source| {
+                                BuildError::SecretFile {
+                                    origin: origin.clone(),
+                                    key: format!("destinations[{j}].ca_file"),
+                                    path: path.clone(),
+                                    source,
+                                }
+                            })?),
+                            None => None,
+                        };
+                    let client = StowClient::new(ClientConfig {
+                        base_url: url.clone(),
+                        auth,
+                        ca_pem,
+                        timeout: *timeout,
+                    })
+                    .map_err(|e| BuildError::Client {
+                        origin: origin.clone(),
+                        name: d.name.clone(),
+                        reason: e.to_string(),
+                    })?;
+                    Sink::Stow { client }
+                }
+            };
+            destinations.push(Destination {
+                name: d.name.clone(),
+                sink,
+                batch_max_count: d.batch_max_count,
+                batch_max_bytes: d.batch_max_bytes,
+                concurrency: d.concurrency,
+                retry: RetryPolicy {
+                    max_attempts: d.retry_max_attempts,
+                    ..RetryPolicy::default()
+                },
+            });
+        }
+
+        let spool = Spool::open(
+            &self.data_dir.join("spool"),
+            SpoolConfig {
+                max_bytes: self.limits.max_spool_bytes,
+            },
+        )
+        .map_err(|source| BuildError::Spool { source })?;
+        let audit = AuditLog::open(&self.data_dir.join("audit.jsonl"), SyncPolicy::EveryRecord)
+            .map_err(|source| BuildError::Audit { source })?;
+        let audit = Arc::new(Mutex::new(audit));
+        let forward_metrics = Arc::new(Metrics::default());
+        let forwarder = Forwarder::new(
+            spool.clone(),
+            destinations,
+            audit.clone(),
+            forward_metrics.clone(),
+        );
+        let state = AppState::new(
+            routes,
+            spool,
+            audit,
+            key,
+            forwarder.notifier(),
+            self.limits.clone(),
+            forward_metrics,
+        );
+        Ok(Gateway { state, forwarder })
+    }
+}

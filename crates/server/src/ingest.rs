@@ -1,0 +1,620 @@
+//! STOW-RS ingest: `POST {route}/studies[/{uid}]`.
+//!
+//! The body is read part by part as it streams ([`PartStream`]); each part is de-identified on
+//! the blocking pool (behind the worker and in-flight-bytes semaphores), put in the spool for
+//! every destination of the route, and only then listed in ReferencedSOPSequence.
+//!
+//! Decisions:
+//! - **UIDs in the response are the sender's own (original) UIDs**: ReferencedSOPSequence and
+//!   FailedSOPSequence items carry the SOP Class and Instance UIDs the sender sent, so it can
+//!   match them to what it sent (PS3.18). They go back only over the connection they came on;
+//!   they are never logged, audited or stored. The new (pseudonymous) UIDs are *not* returned:
+//!   pairing them with the originals would hand the sender the pseudonym mapping. RetrieveURL is
+//!   omitted (the gateway keeps nothing to retrieve). A part that could not be read at all has
+//!   empty UIDs.
+//! - **FailureReason**: 0xC000 not DICOM / unreadable / not `application/dicom` / malformed part
+//!   headers; 0xA900 readable but cannot be fully de-identified (fail closed); 0xC409 the
+//!   ORIGINAL Study Instance UID differs from the one in `/studies/{uid}` (checked by a cheap read
+//!   before de-identification); 0xA700 part too large, spool full, or busy; 0x0110 the spool
+//!   could not write.
+//! - When the spool is full and nothing of the request was stored, the answer is 503 with
+//!   `Retry-After` (the response body still lists the failures).
+//! - With several destinations, an instance is listed as stored only if every put succeeded; a
+//!   put that succeeded before a later one failed stays queued (delivery is at-least-once and
+//!   STOW is idempotent by SOP Instance UID, so the sender's retry is harmless).
+
+use std::collections::BTreeMap;
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::header::{ACCEPT, CONTENT_LENGTH, CONTENT_TYPE, RETRY_AFTER};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use bytes::{Bytes, BytesMut};
+use dicom_deid_audit::{Event, NewUids, Record};
+use dicom_deid_dicomweb::{
+    failure, is_application_dicom, parse_content_type, Limits as PartLimits, PartError, PartStream,
+    StowResponse,
+};
+use dicom_deid_engine::{Engine, Rejection, Report};
+use dicom_deid_forward::SpoolMeta;
+use dicom_deid_spool::SpoolError;
+use futures_util::StreamExt;
+use tracing::{info, warn};
+
+use crate::originals::Originals;
+use crate::{AppState, Inner, Routing};
+
+/// The outcome of one part.
+enum Outcome {
+    Stored {
+        sop_class: String,
+        sop_instance: String,
+    },
+    Failed {
+        sop_class: String,
+        sop_instance: String,
+        reason: u16,
+        spool_full: bool,
+    },
+}
+
+impl Outcome {
+    fn unreadable(reason: u16) -> Outcome {
+        Outcome::Failed {
+            sop_class: String::new(),
+            sop_instance: String::new(),
+            reason,
+            spool_full: false,
+        }
+    }
+}
+
+/// What the handler accumulates over one request.
+struct Answer {
+    response: StowResponse,
+    bad_request: bool,
+    spool_full: bool,
+}
+
+impl Answer {
+    fn add(&mut self, outcome: Outcome) {
+        match outcome {
+            Outcome::Stored {
+                sop_class,
+                sop_instance,
+            } => self.response.stored(&sop_class, &sop_instance, None),
+            Outcome::Failed {
+                sop_class,
+                sop_instance,
+                reason,
+                spool_full,
+            } => {
+                self.spool_full |= spool_full;
+                self.response.failed(&sop_class, &sop_instance, reason);
+            }
+        }
+    }
+}
+
+/// Handles one STOW-RS request on `route`; `study` is the `{uid}` of `/studies/{uid}`.
+pub(crate) async fn stow(
+    State(state): State<AppState>,
+    route: Arc<Routing>,
+    study: Option<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let inner = &*state.inner;
+    let retry_after = inner.limits.retry_after_secs;
+    let Ok(_permit) = inner.requests.clone().try_acquire_owned() else {
+        inner.metrics.requests_shed.fetch_add(1, Relaxed);
+        info!(message = "STOW request refused: too many requests in progress.", route = %route.name);
+        return busy(retry_after, "too many requests in progress; retry later\n");
+    };
+    inner.metrics.requests.fetch_add(1, Relaxed);
+    let started = Instant::now();
+    let xml = prefers_xml(&headers);
+    let request_id = request_id();
+    let content_type = headers
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let mut answer = Answer {
+        response: StowResponse::new(),
+        bad_request: false,
+        spool_full: false,
+    };
+
+    if content_type.is_empty() {
+        return plain(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "Content-Type must be multipart/related; type=\"application/dicom\" or application/dicom\n",
+        );
+    }
+    if is_application_dicom(content_type) {
+        // One instance as the whole body.
+        let max = inner.limits.max_instance_bytes;
+        let declared = headers
+            .get(CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok());
+        if declared.is_some_and(|n| n > max) {
+            return plain(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "the instance is larger than the limit\n",
+            );
+        }
+        let mut data = BytesMut::new();
+        let mut stream = body.into_data_stream();
+        while let Some(chunk) = stream.next().await {
+            let Ok(chunk) = chunk else {
+                return plain(StatusCode::BAD_REQUEST, "could not read the request body\n");
+            };
+            if (data.len() + chunk.len()) as u64 > max {
+                return plain(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "the instance is larger than the limit\n",
+                );
+            }
+            data.extend_from_slice(&chunk);
+        }
+        if data.is_empty() {
+            return plain(StatusCode::BAD_REQUEST, "the request body is empty\n");
+        }
+        let outcome = part(
+            &state,
+            &route,
+            study.as_deref(),
+            &format!("{request_id}.0"),
+            data.freeze(),
+        )
+        .await;
+        answer.add(outcome);
+    } else {
+        let boundary = match parse_content_type(content_type) {
+            Ok(t) => t.boundary,
+            Err(e) => return plain(e.status(), &format!("{e}\n")),
+        };
+        let limits = PartLimits {
+            max_part_bytes: usize::try_from(inner.limits.max_instance_bytes).unwrap_or(usize::MAX),
+            max_header_bytes: 16 << 10,
+            max_parts: inner.limits.max_request_parts,
+        };
+        let mut parts = PartStream::new(body.into_data_stream(), &boundary, limits);
+        let mut index = 0usize;
+        while let Some(item) = parts.next().await {
+            let part_id = format!("{request_id}.{index}");
+            index += 1;
+            match item {
+                Ok(p) => {
+                    if p.content_type
+                        .as_deref()
+                        .is_some_and(|c| !is_application_dicom(c))
+                    {
+                        reject_unread(
+                            inner,
+                            &route,
+                            &part_id,
+                            "the part is not application/dicom",
+                            p.body.len(),
+                        );
+                        answer.add(Outcome::unreadable(failure::CANNOT_UNDERSTAND));
+                        continue;
+                    }
+                    let outcome = part(&state, &route, study.as_deref(), &part_id, p.body).await;
+                    answer.add(outcome);
+                }
+                Err(e) if e.is_recoverable() => {
+                    let reason = match e {
+                        PartError::PartTooLarge { .. } => failure::OUT_OF_RESOURCES,
+                        _ => failure::CANNOT_UNDERSTAND,
+                    };
+                    reject_unread(inner, &route, &part_id, &e.to_string(), 0);
+                    answer.add(Outcome::unreadable(reason));
+                }
+                Err(e) => {
+                    info!(message = "STOW request body unusable; answering with what was stored.", route = %route.name, error = %e);
+                    answer.bad_request = true;
+                    break;
+                }
+            }
+        }
+    }
+
+    let Answer {
+        response,
+        bad_request,
+        spool_full,
+    } = answer;
+    let response = if bad_request {
+        let mut r = StowResponse::bad_request();
+        r.referenced = response.referenced;
+        r.failed = response.failed;
+        r
+    } else {
+        response
+    };
+    let mut status = response.status();
+    if spool_full && response.referenced.is_empty() {
+        status = StatusCode::SERVICE_UNAVAILABLE;
+    }
+    info!(
+        message = "STOW request answered.",
+        route = %route.name,
+        stored = response.referenced.len(),
+        failed = response.failed.len(),
+        status = status.as_u16(),
+        ms = started.elapsed().as_millis() as u64,
+    );
+    let (body, media) = if xml {
+        (response.to_xml(), "application/dicom+xml")
+    } else {
+        (response.to_json(), "application/dicom+json")
+    };
+    let mut res = (status, body).into_response();
+    res.headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static(media));
+    if spool_full {
+        res.headers_mut()
+            .insert(RETRY_AFTER, HeaderValue::from(retry_after));
+    }
+    res
+}
+
+/// Audits a part that was never read as DICOM (received + rejected).
+fn reject_unread(inner: &Inner, route: &Routing, part_id: &str, reason: &str, bytes: usize) {
+    inner.metrics.received.fetch_add(1, Relaxed);
+    inner
+        .metrics
+        .received_bytes
+        .fetch_add(bytes as u64, Relaxed);
+    inner.metrics.rejected.fetch_add(1, Relaxed);
+    let base = Record {
+        instance: part_id.to_string(),
+        route: Some(route.name.clone()),
+        ..Record::default()
+    };
+    audit(
+        inner,
+        &Record {
+            event: Event::Received,
+            ..base.clone()
+        },
+    );
+    audit(
+        inner,
+        &Record {
+            event: Event::Rejected,
+            reason: Some(reason.to_string()),
+            ..base
+        },
+    );
+}
+
+/// One part: wait for room, de-identify and spool on the blocking pool, notify the forwarder.
+async fn part(
+    state: &AppState,
+    route: &Arc<Routing>,
+    study: Option<&str>,
+    part_id: &str,
+    data: Bytes,
+) -> Outcome {
+    let inner = &*state.inner;
+    // Input and output are held at once: count both.
+    let kib = u32::try_from((data.len() as u64 * 2).div_ceil(1024).max(1)).unwrap_or(u32::MAX);
+    let Ok(_bytes) = inner.bytes.clone().acquire_many_owned(kib).await else {
+        return Outcome::unreadable(failure::OUT_OF_RESOURCES);
+    };
+    let Ok(_worker) = inner.workers.clone().acquire_owned().await else {
+        return Outcome::unreadable(failure::OUT_OF_RESOURCES);
+    };
+    let job_state = state.clone();
+    let job_route = route.clone();
+    let job_study = study.map(str::to_string);
+    let job_id = part_id.to_string();
+    let result = tokio::task::spawn_blocking(move || {
+        process(
+            &job_state.inner,
+            &job_route,
+            job_study.as_deref(),
+            &job_id,
+            &data,
+        )
+    })
+    .await;
+    match result {
+        Ok(outcome) => {
+            if matches!(outcome, Outcome::Stored { .. }) {
+                for t in &route.targets {
+                    inner.notifier.notify(&t.destination);
+                }
+            }
+            outcome
+        }
+        Err(_) => {
+            warn!(message = "De-identification task failed (panic); the part is refused.", route = %route.name);
+            inner.metrics.rejected.fetch_add(1, Relaxed);
+            Outcome::unreadable(failure::PROCESSING_FAILURE)
+        }
+    }
+}
+
+/// The blocking half of one part: read originals, check the study, de-identify per profile,
+/// put per destination, audit.
+fn process(
+    inner: &Inner,
+    route: &Routing,
+    study: Option<&str>,
+    part_id: &str,
+    data: &[u8],
+) -> Outcome {
+    let m = &inner.metrics;
+    m.received.fetch_add(1, Relaxed);
+    m.received_bytes.fetch_add(data.len() as u64, Relaxed);
+    let received_at_ms = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64);
+    let key_id = inner.key.id();
+    let base = Record {
+        instance: part_id.to_string(),
+        route: Some(route.name.clone()),
+        key_id: Some(key_id.clone()),
+        ..Record::default()
+    };
+    let reject = |record: Record, reason: String, outcome: Outcome| {
+        m.rejected.fetch_add(1, Relaxed);
+        audit(
+            inner,
+            &Record {
+                event: Event::Rejected,
+                reason: Some(reason),
+                ..record
+            },
+        );
+        outcome
+    };
+
+    let originals = match Originals::read(data) {
+        Ok(o) => o,
+        Err(rejection) => {
+            audit(
+                inner,
+                &Record {
+                    event: Event::Received,
+                    ..base.clone()
+                },
+            );
+            return reject(
+                base,
+                rejection.to_string(),
+                Outcome::unreadable(failure::CANNOT_UNDERSTAND),
+            );
+        }
+    };
+    let hashes = originals.hashes(&inner.key);
+    let base = Record {
+        original: Some(hashes.clone()),
+        ..base
+    };
+    audit(
+        inner,
+        &Record {
+            event: Event::Received,
+            ..base.clone()
+        },
+    );
+    let failed = |reason: u16, spool_full: bool| Outcome::Failed {
+        sop_class: originals.sop_class.clone(),
+        sop_instance: originals.sop_instance.clone(),
+        reason,
+        spool_full,
+    };
+
+    if let Some(expected) = study {
+        if originals.study.as_deref() != Some(expected) {
+            return reject(
+                base,
+                "Study Instance UID (0020,000D) differs from the study in the request path".into(),
+                failed(failure::STUDY_INSTANCE_UID_MISMATCH, false),
+            );
+        }
+    }
+
+    // De-identify once per distinct engine (profile) among the route's destinations.
+    let mut made: Vec<(Arc<Engine>, Vec<u8>, Report)> = Vec::new();
+    for target in &route.targets {
+        if made.iter().any(|(e, _, _)| Arc::ptr_eq(e, &target.engine)) {
+            continue;
+        }
+        let mut out = Vec::new();
+        match target.engine.process_into(data, &mut out) {
+            Ok(report) => made.push((target.engine.clone(), out, report)),
+            Err(rejection) => {
+                let code = match rejection {
+                    Rejection::NotDicom | Rejection::Unreadable { .. } => {
+                        failure::CANNOT_UNDERSTAND
+                    }
+                    _ => failure::DATA_SET_DOES_NOT_MATCH_SOP_CLASS,
+                };
+                let record = Record {
+                    profile: Some(target.engine.profile().name().to_string()),
+                    profile_version: Some(target.engine.profile().version().to_string()),
+                    ..base
+                };
+                return reject(record, rejection.to_string(), failed(code, false));
+            }
+        }
+    }
+
+    for target in &route.targets {
+        let (engine, bytes, report) = made
+            .iter()
+            .find(|(e, _, _)| Arc::ptr_eq(e, &target.engine))
+            .expect("made above");
+        let profile = engine.profile();
+        let mut actions: BTreeMap<String, u32> = BTreeMap::new();
+        for change in &report.changes {
+            *actions
+                .entry(format!("{:?}", change.action).to_lowercase())
+                .or_default() += 1;
+        }
+        let meta = SpoolMeta {
+            sop_class_uid: report.sop_class_uid.clone(),
+            sop_instance_uid: report.new_sop_instance_uid.clone(),
+            study_uid: report.new_study_uid.clone(),
+            series_uid: report.new_series_uid.clone(),
+            route: route.name.clone(),
+            profile: profile.name().to_string(),
+            profile_version: profile.version().to_string(),
+            key_id: key_id.clone(),
+            original: hashes.clone(),
+            transfer_syntax_in: report.transfer_syntax_in.clone(),
+            transfer_syntax_out: report.transfer_syntax_out.clone(),
+            actions: actions.clone(),
+            received_at_ms,
+        };
+        let meta_json = serde_json::to_vec(&meta).expect("SpoolMeta serialises");
+        let group = if report.new_study_uid.is_empty() {
+            "no-study"
+        } else {
+            report.new_study_uid.as_str()
+        };
+        let record = Record {
+            profile: Some(profile.name().to_string()),
+            profile_version: Some(profile.version().to_string()),
+            destination: Some(target.destination.clone()),
+            new_uids: Some(NewUids {
+                study_uid: report.new_study_uid.clone(),
+                series_uid: report.new_series_uid.clone(),
+                sop_uid: report.new_sop_instance_uid.clone(),
+            }),
+            actions: Some(actions),
+            transfer_syntax_in: Some(report.transfer_syntax_in.clone()),
+            transfer_syntax_out: Some(report.transfer_syntax_out.clone()),
+            ..base.clone()
+        };
+        match inner
+            .spool
+            .put(&target.destination, group, &meta_json, bytes)
+        {
+            Ok(id) => {
+                m.queued_bytes.fetch_add(bytes.len() as u64, Relaxed);
+                audit(
+                    inner,
+                    &Record {
+                        event: Event::Queued,
+                        instance: id.to_string(),
+                        ..record
+                    },
+                );
+            }
+            Err(e) => {
+                let full = matches!(e, SpoolError::Full { .. });
+                warn!(message = "Spool put failed; the instance is refused.", route = %route.name, destination = %target.destination, error = %e);
+                let code = if full {
+                    failure::OUT_OF_RESOURCES
+                } else {
+                    failure::PROCESSING_FAILURE
+                };
+                let reason = if full {
+                    "spool full"
+                } else {
+                    "spool write failed"
+                };
+                return reject(record, reason.into(), failed(code, full));
+            }
+        }
+    }
+    m.queued.fetch_add(1, Relaxed);
+    Outcome::Stored {
+        sop_class: originals.sop_class.clone(),
+        sop_instance: originals.sop_instance.clone(),
+    }
+}
+
+/// Appends one audit record; a failure is logged (by file and line, never content).
+fn audit(inner: &Inner, record: &Record) {
+    let result = match inner.audit.lock() {
+        Ok(mut log) => log.append(record).map(|_| ()).map_err(|e| e.to_string()),
+        Err(_) => Err("the audit log lock is poisoned".to_string()),
+    };
+    if let Err(error) = result {
+        warn!(message = "Could not write an audit record.", error = %error);
+    }
+}
+
+fn busy(retry_after: u64, text: &'static str) -> Response {
+    let mut res = plain(StatusCode::SERVICE_UNAVAILABLE, text);
+    res.headers_mut()
+        .insert(RETRY_AFTER, HeaderValue::from(retry_after));
+    res
+}
+
+fn plain(status: StatusCode, text: &str) -> Response {
+    let mut res = (status, text.to_string()).into_response();
+    res.headers_mut().insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    res
+}
+
+/// A request id for audit part ids: process-unique, time-ordered, carries nothing of the request.
+fn request_id() -> String {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64);
+    format!("req-{now}-{}", NEXT.fetch_add(1, Relaxed))
+}
+
+/// Whether `Accept` prefers `application/dicom+xml` over the JSON forms.
+pub(crate) fn prefers_xml(headers: &HeaderMap) -> bool {
+    let mut xml = 0.0f32;
+    let mut json = 0.0f32;
+    for value in headers.get_all(ACCEPT) {
+        let Ok(value) = value.to_str() else { continue };
+        for range in value.split(',') {
+            let mut params = range.split(';');
+            let media = params.next().unwrap_or("").trim().to_ascii_lowercase();
+            let q = params
+                .filter_map(|p| p.trim().strip_prefix("q="))
+                .find_map(|q| q.trim().parse::<f32>().ok())
+                .unwrap_or(1.0);
+            match media.as_str() {
+                "application/dicom+xml" => xml = xml.max(q),
+                "application/dicom+json" | "application/json" | "*/*" | "application/*" => {
+                    json = json.max(q)
+                }
+                _ => {}
+            }
+        }
+    }
+    xml > json
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn accept(v: &str) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        h.insert(ACCEPT, HeaderValue::from_str(v).unwrap());
+        h
+    }
+
+    #[test]
+    fn accept_negotiation() {
+        assert!(!prefers_xml(&HeaderMap::new()));
+        assert!(prefers_xml(&accept("application/dicom+xml")));
+        assert!(!prefers_xml(&accept("application/dicom+json")));
+        assert!(!prefers_xml(&accept(
+            "application/dicom+xml;q=0.5, application/dicom+json"
+        )));
+        assert!(prefers_xml(&accept("application/dicom+xml, */*;q=0.1")));
+    }
+}

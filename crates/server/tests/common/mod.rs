@@ -1,0 +1,90 @@
+//! Shared helpers of the server tests.
+#![allow(dead_code)]
+
+use std::path::Path;
+
+use axum::body::Body;
+use axum::http::{Request, Response};
+use dicom_deid_server::config::RawConfig;
+use dicom_deid_server::Gateway;
+use dicom_deid_wire::testing::{dataset, text};
+use dicom_deid_wire::{write_file, Element, FileMetaOut, Syntax, Vr};
+use http_body_util::BodyExt;
+
+/// The original values no log, audit line or stored file may carry.
+pub const FORBIDDEN: &[&str] = &["Doe^Jane", "PID-0001", "1.2.3.4.5"];
+/// The original study UID of every test instance.
+pub const STUDY: &str = "1.2.3.4.5";
+
+/// Test instance `i`: Doe^Jane, PID-0001, study 1.2.3.4.5, SOP 1.2.3.4.5.6.7.{i}.
+pub fn instance(i: usize) -> Vec<u8> {
+    let ds = dataset(vec![
+        text(0x0008_0016, Vr::UI, "1.2.840.10008.5.1.4.1.1.2"),
+        text(0x0008_0018, Vr::UI, &format!("1.2.3.4.5.6.7.{i}")),
+        text(0x0008_0060, Vr::CS, "CT"),
+        text(0x0010_0010, Vr::PN, "Doe^Jane"),
+        text(0x0010_0020, Vr::LO, "PID-0001"),
+        text(0x0020_000D, Vr::UI, STUDY),
+        text(0x0020_000E, Vr::UI, "1.2.3.4.5.6"),
+        Element::new(0x0028_0010, Vr::US, 2u16.to_le_bytes().to_vec()),
+        Element::new(0x0028_0011, Vr::US, 2u16.to_le_bytes().to_vec()),
+        Element::new(0x7FE0_0010, Vr::OW, vec![1u8, 0, 2, 0, 3, 0, 4, 0]),
+    ]);
+    let meta = FileMetaOut::for_dataset(&ds, "1.2.840.10008.1.2.1", "1.2.3", "TEST");
+    let mut out = Vec::new();
+    write_file(&mut out, &meta, &ds, Syntax::EXPLICIT_LE).unwrap();
+    out
+}
+
+/// A config with its data in `dir`.
+pub fn raw_config(dir: &Path) -> RawConfig {
+    RawConfig {
+        data_dir: Some(dir.to_path_buf()),
+        ..RawConfig::default()
+    }
+}
+
+/// A gateway built from `raw`.
+pub fn gateway(raw: &RawConfig) -> Gateway {
+    raw.validate(None).unwrap().build().unwrap()
+}
+
+/// A multipart/related STOW request to `path`.
+pub fn stow_request(path: &str, parts: &[(&str, &[u8])]) -> Request<Body> {
+    let boundary = "xX-test-boundary-Xx";
+    let body = dicom_deid_dicomweb::encode_parts(boundary, parts);
+    Request::post(path)
+        .header(
+            "content-type",
+            format!("multipart/related; type=\"application/dicom\"; boundary={boundary}"),
+        )
+        .header("accept", "application/dicom+json")
+        .body(Body::from(body))
+        .unwrap()
+}
+
+/// The body of a response, as bytes.
+pub async fn body_bytes(res: Response<Body>) -> Vec<u8> {
+    res.into_body().collect().await.unwrap().to_bytes().to_vec()
+}
+
+/// The body of a STOW response as DICOM JSON.
+pub async fn body_json(res: Response<Body>) -> serde_json::Value {
+    serde_json::from_slice(&body_bytes(res).await).unwrap()
+}
+
+/// The items of sequence `tag` (e.g. "00081199") in a DICOM JSON response.
+pub fn items<'a>(json: &'a serde_json::Value, tag: &str) -> Vec<&'a serde_json::Value> {
+    json[tag]["Value"]
+        .as_array()
+        .map(|a| a.iter().collect())
+        .unwrap_or_default()
+}
+
+/// FailureReason of each FailedSOPSequence item.
+pub fn failure_reasons(json: &serde_json::Value) -> Vec<u64> {
+    items(json, "00081198")
+        .iter()
+        .map(|i| i["00081197"]["Value"][0].as_u64().unwrap())
+        .collect()
+}

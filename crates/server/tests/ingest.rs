@@ -1,0 +1,472 @@
+//! Ingest, in process: `app(state).oneshot(request)`.
+
+mod common;
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use common::*;
+use dicom_deid_dicomweb::failure;
+use dicom_deid_server::app;
+use tower::ServiceExt;
+
+#[tokio::test]
+async fn three_good_parts_are_stored_and_listed() {
+    let dir = tempfile::tempdir().unwrap();
+    let gw = gateway(&raw_config(dir.path()));
+    let state = gw.state.clone();
+    let (a, b, c) = (instance(1), instance(2), instance(3));
+    let res = app(gw.state)
+        .oneshot(stow_request(
+            "/studies",
+            &[
+                ("application/dicom", &a),
+                ("application/dicom", &b),
+                ("application/dicom", &c),
+            ],
+        ))
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(res.headers()["content-type"], "application/dicom+json");
+    let json = body_json(res).await;
+    let referenced = items(&json, "00081199");
+    assert_eq!(referenced.len(), 3);
+    // The sender's own SOP Instance UIDs come back (never the pseudonyms), without RetrieveURL.
+    assert_eq!(referenced[0]["00081155"]["Value"][0], "1.2.3.4.5.6.7.1");
+    assert!(referenced[0].get("00081190").is_none());
+    assert!(items(&json, "00081198").is_empty());
+    let depth = state.spool().depth();
+    assert_eq!(depth.entries, 3);
+    assert_eq!(depth.destinations["local"].entries, 3);
+
+    // The spool and the audit hold no original value.
+    let audit_path = dir.path().join("audit.jsonl");
+    dicom_deid_audit::testing::assert_file_has_no(&audit_path, FORBIDDEN);
+    let audit = std::fs::read_to_string(&audit_path).unwrap();
+    assert_eq!(audit.matches("\"event\":\"received\"").count(), 3);
+    assert_eq!(audit.matches("\"event\":\"queued\"").count(), 3);
+    for entry in walk(&dir.path().join("spool")) {
+        let bytes = std::fs::read(&entry).unwrap();
+        for f in FORBIDDEN {
+            assert!(
+                !bytes.windows(f.len()).any(|w| w == f.as_bytes()),
+                "{f} in {}",
+                entry.display()
+            );
+        }
+    }
+    let summary = dicom_deid_audit::verify(std::io::BufReader::new(
+        std::fs::File::open(&audit_path).unwrap(),
+    ))
+    .unwrap();
+    assert_eq!(summary.lines, 6);
+}
+
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_dir() {
+            out.extend(walk(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
+}
+
+#[tokio::test]
+async fn a_non_dicom_part_fails_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let gw = gateway(&raw_config(dir.path()));
+    let state = gw.state.clone();
+    let (a, b) = (instance(1), instance(2));
+    let res = app(gw.state)
+        .oneshot(stow_request(
+            "/studies",
+            &[
+                ("application/dicom", &a),
+                ("application/dicom", b"this is not DICOM"),
+                ("application/dicom", &b),
+            ],
+        ))
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::ACCEPTED);
+    let json = body_json(res).await;
+    assert_eq!(items(&json, "00081199").len(), 2);
+    assert_eq!(
+        failure_reasons(&json),
+        vec![u64::from(failure::CANNOT_UNDERSTAND)]
+    );
+    // An unreadable part has empty UIDs.
+    let failed = &items(&json, "00081198")[0];
+    let uid = failed["00081155"]["Value"][0].as_str().unwrap_or("");
+    assert!(uid.is_empty(), "{failed}");
+    assert_eq!(state.spool().depth().entries, 2);
+    let audit = std::fs::read_to_string(dir.path().join("audit.jsonl")).unwrap();
+    assert_eq!(audit.matches("\"event\":\"rejected\"").count(), 1);
+    dicom_deid_audit::testing::assert_file_has_no(&dir.path().join("audit.jsonl"), FORBIDDEN);
+}
+
+#[tokio::test]
+async fn a_part_of_another_media_type_fails_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let gw = gateway(&raw_config(dir.path()));
+    let a = instance(1);
+    let res = app(gw.state)
+        .oneshot(stow_request(
+            "/studies",
+            &[("application/dicom", &a), ("text/plain", b"hello")],
+        ))
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::ACCEPTED);
+    let json = body_json(res).await;
+    assert_eq!(
+        failure_reasons(&json),
+        vec![u64::from(failure::CANNOT_UNDERSTAND)]
+    );
+}
+
+#[tokio::test]
+async fn only_bad_parts_is_409() {
+    let dir = tempfile::tempdir().unwrap();
+    let gw = gateway(&raw_config(dir.path()));
+    let res = app(gw.state)
+        .oneshot(stow_request(
+            "/studies",
+            &[("application/dicom", b"garbage")],
+        ))
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::CONFLICT);
+}
+
+#[tokio::test]
+async fn wrong_content_type_is_415() {
+    let dir = tempfile::tempdir().unwrap();
+    let gw = gateway(&raw_config(dir.path()));
+    for ct in [
+        Some("application/json"),
+        Some("multipart/related; type=\"application/dicom+json\"; boundary=x"),
+        None,
+    ] {
+        let mut req = Request::post("/studies");
+        if let Some(ct) = ct {
+            req = req.header("content-type", ct);
+        }
+        let res = app(gw.state.clone())
+            .oneshot(req.body(Body::from("{}")).unwrap())
+            .await
+            .unwrap();
+        assert_eq!(res.status(), StatusCode::UNSUPPORTED_MEDIA_TYPE, "{ct:?}");
+    }
+    assert_eq!(gw.state.spool().depth().entries, 0);
+}
+
+#[tokio::test]
+async fn malformed_multipart_is_400() {
+    let dir = tempfile::tempdir().unwrap();
+    let gw = gateway(&raw_config(dir.path()));
+    let res = app(gw.state.clone())
+        .oneshot(
+            Request::post("/studies")
+                .header(
+                    "content-type",
+                    "multipart/related; type=\"application/dicom\"; boundary=abc",
+                )
+                .body(Body::from("no delimiter anywhere in this body"))
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::BAD_REQUEST);
+
+    // A body cut inside its second part: the first is kept and listed, the answer is 202.
+    let a = instance(1);
+    let b = instance(2);
+    let full = dicom_deid_dicomweb::encode_parts(
+        "abc",
+        &[("application/dicom", &a), ("application/dicom", &b)],
+    );
+    let cut = full.slice(..full.len() - 40);
+    let res = app(gw.state.clone())
+        .oneshot(
+            Request::post("/studies")
+                .header(
+                    "content-type",
+                    "multipart/related; type=\"application/dicom\"; boundary=abc",
+                )
+                .body(Body::from(cut))
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::ACCEPTED);
+    assert_eq!(items(&body_json(res).await, "00081199").len(), 1);
+}
+
+#[tokio::test]
+async fn missing_boundary_is_400() {
+    let dir = tempfile::tempdir().unwrap();
+    let gw = gateway(&raw_config(dir.path()));
+    let res = app(gw.state)
+        .oneshot(
+            Request::post("/studies")
+                .header(
+                    "content-type",
+                    "multipart/related; type=\"application/dicom\"",
+                )
+                .body(Body::from("--x\r\n\r\n--x--"))
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::BAD_REQUEST);
+}
+
+#[tokio::test]
+async fn an_oversized_part_fails_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut raw = raw_config(dir.path());
+    raw.limits.max_instance_bytes = Some(4096);
+    raw.limits.max_in_flight_bytes = Some(1 << 20);
+    let gw = gateway(&raw);
+    let state = gw.state.clone();
+    let big = vec![7u8; 10_000];
+    let (a, b) = (instance(1), instance(2));
+    let res = app(gw.state)
+        .oneshot(stow_request(
+            "/studies",
+            &[
+                ("application/dicom", &a),
+                ("application/dicom", &big),
+                ("application/dicom", &b),
+            ],
+        ))
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::ACCEPTED);
+    let json = body_json(res).await;
+    assert_eq!(items(&json, "00081199").len(), 2);
+    assert_eq!(
+        failure_reasons(&json),
+        vec![u64::from(failure::OUT_OF_RESOURCES)]
+    );
+    assert_eq!(state.spool().depth().entries, 2);
+}
+
+#[tokio::test]
+async fn a_single_application_dicom_body_is_stored() {
+    let dir = tempfile::tempdir().unwrap();
+    let gw = gateway(&raw_config(dir.path()));
+    let state = gw.state.clone();
+    let res = app(gw.state.clone())
+        .oneshot(
+            Request::post("/studies")
+                .header("content-type", "application/dicom")
+                .body(Body::from(instance(1)))
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(items(&body_json(res).await, "00081199").len(), 1);
+    assert_eq!(state.spool().depth().entries, 1);
+}
+
+#[tokio::test]
+async fn a_single_body_over_the_limit_is_413() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut raw = raw_config(dir.path());
+    raw.limits.max_instance_bytes = Some(4096);
+    raw.limits.max_in_flight_bytes = Some(1 << 20);
+    let gw = gateway(&raw);
+    let res = app(gw.state.clone())
+        .oneshot(
+            Request::post("/studies")
+                .header("content-type", "application/dicom")
+                .body(Body::from(vec![0u8; 10_000]))
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    assert_eq!(gw.state.spool().depth().entries, 0);
+}
+
+#[tokio::test]
+async fn studies_uid_checks_the_original_study() {
+    let dir = tempfile::tempdir().unwrap();
+    let gw = gateway(&raw_config(dir.path()));
+    let a = instance(1);
+    let res = app(gw.state.clone())
+        .oneshot(stow_request(
+            &format!("/studies/{STUDY}"),
+            &[("application/dicom", &a)],
+        ))
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    let res = app(gw.state.clone())
+        .oneshot(stow_request("/studies/9.9.9", &[("application/dicom", &a)]))
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::CONFLICT);
+    let json = body_json(res).await;
+    assert_eq!(
+        failure_reasons(&json),
+        vec![u64::from(failure::STUDY_INSTANCE_UID_MISMATCH)]
+    );
+    assert_eq!(gw.state.spool().depth().entries, 1);
+    dicom_deid_audit::testing::assert_file_has_no(&dir.path().join("audit.jsonl"), FORBIDDEN);
+}
+
+#[tokio::test]
+async fn xml_when_the_client_asks_for_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let gw = gateway(&raw_config(dir.path()));
+    let a = instance(1);
+    let mut req = stow_request("/studies", &[("application/dicom", &a)]);
+    req.headers_mut()
+        .insert("accept", "application/dicom+xml".parse().unwrap());
+    let res = app(gw.state).oneshot(req).await.unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(res.headers()["content-type"], "application/dicom+xml");
+    let body = String::from_utf8(body_bytes(res).await).unwrap();
+    assert!(body.contains("NativeDicomModel"), "{body}");
+}
+
+#[tokio::test]
+async fn a_full_spool_is_503_with_retry_after() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut raw = raw_config(dir.path());
+    raw.limits.max_spool_bytes = Some(100);
+    let gw = gateway(&raw);
+    let a = instance(1);
+    let res = app(gw.state)
+        .oneshot(stow_request("/studies", &[("application/dicom", &a)]))
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(res.headers()["retry-after"], "5");
+    let json = body_json(res).await;
+    assert_eq!(
+        failure_reasons(&json),
+        vec![u64::from(failure::OUT_OF_RESOURCES)]
+    );
+}
+
+#[tokio::test]
+async fn routes_have_their_own_paths_and_destinations() {
+    let dir = tempfile::tempdir().unwrap();
+    let raw = dicom_deid_server::config::RawConfig::from_toml(
+        r#"
+        [[routes]]
+        name = "a"
+        path = "/projects/a"
+        profile = "research"
+        destinations = ["out-a", "both"]
+        [[routes]]
+        name = "b"
+        path = "/projects/b"
+        destinations = ["both"]
+        [[destinations]]
+        name = "out-a"
+        kind = "folder"
+        dir = "a"
+        [[destinations]]
+        name = "both"
+        kind = "folder"
+        dir = "both"
+        profile = "basic"
+        "#,
+        "test.toml",
+    )
+    .unwrap();
+    let raw = dicom_deid_server::config::RawConfig {
+        data_dir: Some(dir.path().to_path_buf()),
+        ..raw
+    };
+    let gw = gateway(&raw);
+    let a = instance(1);
+    let res = app(gw.state.clone())
+        .oneshot(stow_request(
+            "/projects/a/studies",
+            &[("application/dicom", &a)],
+        ))
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    let res = app(gw.state.clone())
+        .oneshot(stow_request(
+            "/projects/b/studies",
+            &[("application/dicom", &a)],
+        ))
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    let res = app(gw.state.clone())
+        .oneshot(stow_request("/studies", &[("application/dicom", &a)]))
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::NOT_FOUND);
+    let depth = gw.state.spool().depth();
+    assert_eq!(depth.destinations["out-a"].entries, 1);
+    assert_eq!(depth.destinations["both"].entries, 2);
+}
+
+#[tokio::test]
+async fn health_ready_and_metrics() {
+    let dir = tempfile::tempdir().unwrap();
+    let gw = gateway(&raw_config(dir.path()));
+    let get = |path: &str| Request::get(path).body(Body::empty()).unwrap();
+    let res = app(gw.state.clone())
+        .oneshot(get("/healthz"))
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    let res = app(gw.state.clone()).oneshot(get("/readyz")).await.unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+
+    let a = instance(1);
+    app(gw.state.clone())
+        .oneshot(stow_request(
+            "/studies",
+            &[("application/dicom", &a), ("application/dicom", b"x")],
+        ))
+        .await
+        .unwrap();
+    let res = app(gw.state.clone())
+        .oneshot(get("/metrics"))
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    let text = String::from_utf8(body_bytes(res).await).unwrap();
+    for line in [
+        "dicom_deid_instances_received_total 2",
+        "dicom_deid_instances_rejected_total 1",
+        "dicom_deid_instances_queued_total 1",
+        "dicom_deid_spool_entries 1",
+        "dicom_deid_spool_destination_entries{destination=\"local\"} 1",
+    ] {
+        assert!(text.lines().any(|l| l == line), "{line} missing in\n{text}");
+    }
+
+    // Not ready when the spool cannot take a write.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let tmp = dir.path().join("spool/tmp");
+        std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o500)).unwrap();
+        let probe_fails = std::fs::write(tmp.join("x"), b"x").is_err(); // root ignores modes
+        let res = app(gw.state.clone()).oneshot(get("/readyz")).await.unwrap();
+        std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o700)).unwrap();
+        if probe_fails {
+            assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE);
+        } else {
+            let _ = std::fs::remove_file(tmp.join("x"));
+        }
+    }
+}
