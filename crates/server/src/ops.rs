@@ -8,6 +8,8 @@ use axum::http::header::CONTENT_TYPE;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 
+use dicom_deid_forward::LATENCY_BUCKETS_MS;
+
 use crate::AppState;
 
 /// The process is up.
@@ -97,6 +99,26 @@ pub(crate) async fn metrics(State(state): State<AppState>) -> impl IntoResponse 
         "dicom_deid_delivered_bytes_total",
         "Bytes delivered.",
         f.delivered_bytes.load(Relaxed),
+    );
+    let name = "dicom_deid_delivery_latency_seconds";
+    let _ = writeln!(
+        out,
+        "# HELP {name} Time from receipt to delivery, per delivered instance.\n# TYPE {name} histogram"
+    );
+    for (bucket, le) in f.latency_buckets.iter().zip(LATENCY_BUCKETS_MS) {
+        let _ = writeln!(
+            out,
+            "{name}_bucket{{le=\"{}\"}} {}",
+            le as f64 / 1000.0,
+            bucket.load(Relaxed)
+        );
+    }
+    let count = f.latency_count.load(Relaxed);
+    let _ = writeln!(out, "{name}_bucket{{le=\"+Inf\"}} {count}");
+    let _ = writeln!(
+        out,
+        "{name}_sum {}\n{name}_count {count}",
+        f.latency_ms_sum.load(Relaxed) as f64 / 1000.0
     );
     let mut gauge = |name: &str, help: &str, value: u64| {
         let _ = writeln!(

@@ -148,3 +148,20 @@ fn a_configured_key_file_is_never_invented() {
         "{err}"
     );
 }
+
+#[test]
+fn the_readme_config_example_is_valid() {
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../README.md")).unwrap();
+    let start = readme
+        .find("```toml\nlisten")
+        .expect("the README has a config example")
+        + 8;
+    let end = start + readme[start..].find("```").unwrap();
+    let raw = RawConfig::from_toml(&readme[start..end], "README.md").unwrap();
+    let config = raw
+        .validate(Some(std::path::Path::new("/etc/dicom-deid/gateway.toml")))
+        .unwrap();
+    assert_eq!(config.routes[0].path, "/projects/a");
+    assert_eq!(config.destinations.len(), 2);
+}

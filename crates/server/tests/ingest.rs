@@ -450,6 +450,8 @@ async fn health_ready_and_metrics() {
         "dicom_deid_instances_queued_total 1",
         "dicom_deid_spool_entries 1",
         "dicom_deid_spool_destination_entries{destination=\"local\"} 1",
+        "dicom_deid_delivery_latency_seconds_count 0",
+        "dicom_deid_delivery_latency_seconds_bucket{le=\"+Inf\"} 0",
     ] {
         assert!(text.lines().any(|l| l == line), "{line} missing in\n{text}");
     }
