@@ -23,7 +23,7 @@
 //!   put that succeeded before a later one failed stays queued (delivery is at-least-once and
 //!   STOW is idempotent by SOP Instance UID, so the sender's retry is harmless).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
@@ -43,6 +43,8 @@ use dicom_deid_engine::{Engine, Rejection, Report};
 use dicom_deid_forward::SpoolMeta;
 use dicom_deid_spool::SpoolError;
 use futures_util::StreamExt;
+use tokio::sync::OwnedSemaphorePermit;
+use tokio::task::JoinHandle;
 use tracing::{info, warn};
 
 use crate::originals::Originals;
@@ -165,14 +167,21 @@ pub(crate) async fn stow(
         if data.is_empty() {
             return plain(StatusCode::BAD_REQUEST, "the request body is empty\n");
         }
-        let outcome = part(
-            &state,
-            &route,
-            study.as_deref(),
-            &format!("{request_id}.0"),
-            data.freeze(),
-        )
-        .await;
+        let data = data.freeze();
+        let outcome = match reserve(inner, data.len()).await {
+            Some(permit) => {
+                part(
+                    state.clone(),
+                    route.clone(),
+                    study.clone(),
+                    format!("{request_id}.0"),
+                    data,
+                    permit,
+                )
+                .await
+            }
+            None => Outcome::unreadable(failure::OUT_OF_RESOURCES),
+        };
         answer.add(outcome);
     } else {
         let boundary = match parse_content_type(content_type) {
@@ -186,6 +195,11 @@ pub(crate) async fn stow(
         };
         let mut parts = PartStream::new(body.into_data_stream(), &boundary, limits);
         let mut index = 0usize;
+        // Parts are de-identified while the next ones are read, up to `max_workers` per
+        // request; the in-flight-bytes permit is taken before the next part is read, so a
+        // full gateway stops reading (TCP backpressure) instead of buffering.
+        let mut pending: VecDeque<JoinHandle<Outcome>> = VecDeque::new();
+        let max_pending = inner.limits.max_workers.max(1);
         while let Some(item) = parts.next().await {
             let part_id = format!("{request_id}.{index}");
             index += 1;
@@ -202,11 +216,25 @@ pub(crate) async fn stow(
                             "the part is not application/dicom",
                             p.body.len(),
                         );
-                        answer.add(Outcome::unreadable(failure::CANNOT_UNDERSTAND));
+                        pending.push_back(ready(Outcome::unreadable(failure::CANNOT_UNDERSTAND)));
                         continue;
                     }
-                    let outcome = part(&state, &route, study.as_deref(), &part_id, p.body).await;
-                    answer.add(outcome);
+                    let Some(permit) = reserve(inner, p.body.len()).await else {
+                        pending.push_back(ready(Outcome::unreadable(failure::OUT_OF_RESOURCES)));
+                        continue;
+                    };
+                    pending.push_back(tokio::spawn(part(
+                        state.clone(),
+                        route.clone(),
+                        study.clone(),
+                        part_id,
+                        p.body,
+                        permit,
+                    )));
+                    while pending.len() > max_pending {
+                        let first = pending.pop_front().expect("not empty");
+                        answer.add(joined(first.await));
+                    }
                 }
                 Err(e) if e.is_recoverable() => {
                     let reason = match e {
@@ -214,7 +242,7 @@ pub(crate) async fn stow(
                         _ => failure::CANNOT_UNDERSTAND,
                     };
                     reject_unread(inner, &route, &part_id, &e.to_string(), 0);
-                    answer.add(Outcome::unreadable(reason));
+                    pending.push_back(ready(Outcome::unreadable(reason)));
                 }
                 Err(e) => {
                     info!(message = "STOW request body unusable; answering with what was stored.", route = %route.name, error = %e);
@@ -222,6 +250,9 @@ pub(crate) async fn stow(
                     break;
                 }
             }
+        }
+        for handle in pending {
+            answer.add(joined(handle.await));
         }
     }
 
@@ -295,27 +326,39 @@ fn reject_unread(inner: &Inner, route: &Routing, part_id: &str, reason: &str, by
     );
 }
 
-/// One part: wait for room, de-identify and spool on the blocking pool, notify the forwarder.
+/// Room for one part in the in-flight bytes (input and output are held at once: both count).
+async fn reserve(inner: &Inner, len: usize) -> Option<OwnedSemaphorePermit> {
+    let kib = u32::try_from((len as u64 * 2).div_ceil(1024).max(1)).unwrap_or(u32::MAX);
+    inner.bytes.clone().acquire_many_owned(kib).await.ok()
+}
+
+/// An outcome already known, in the queue of pending parts (keeps the response in part order).
+fn ready(outcome: Outcome) -> JoinHandle<Outcome> {
+    tokio::spawn(std::future::ready(outcome))
+}
+
+fn joined(result: Result<Outcome, tokio::task::JoinError>) -> Outcome {
+    result.unwrap_or_else(|_| Outcome::unreadable(failure::PROCESSING_FAILURE))
+}
+
+/// One part: wait for a worker, de-identify and spool on the blocking pool, notify the
+/// forwarder. Holds `_bytes` (its share of the in-flight bytes) until done.
 async fn part(
-    state: &AppState,
-    route: &Arc<Routing>,
-    study: Option<&str>,
-    part_id: &str,
+    state: AppState,
+    route: Arc<Routing>,
+    study: Option<String>,
+    part_id: String,
     data: Bytes,
+    _bytes: OwnedSemaphorePermit,
 ) -> Outcome {
     let inner = &*state.inner;
-    // Input and output are held at once: count both.
-    let kib = u32::try_from((data.len() as u64 * 2).div_ceil(1024).max(1)).unwrap_or(u32::MAX);
-    let Ok(_bytes) = inner.bytes.clone().acquire_many_owned(kib).await else {
-        return Outcome::unreadable(failure::OUT_OF_RESOURCES);
-    };
     let Ok(_worker) = inner.workers.clone().acquire_owned().await else {
         return Outcome::unreadable(failure::OUT_OF_RESOURCES);
     };
     let job_state = state.clone();
     let job_route = route.clone();
-    let job_study = study.map(str::to_string);
-    let job_id = part_id.to_string();
+    let job_study = study;
+    let job_id = part_id;
     let result = tokio::task::spawn_blocking(move || {
         process(
             &job_state.inner,

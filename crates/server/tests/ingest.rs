@@ -472,3 +472,83 @@ async fn health_ready_and_metrics() {
         }
     }
 }
+
+#[tokio::test]
+async fn too_many_requests_is_503_with_retry_after() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut raw = raw_config(dir.path());
+    raw.limits.max_concurrent_requests = Some(1);
+    let gw = gateway(&raw);
+    // A request whose body never ends holds the only slot.
+    let stuck = Request::post("/studies")
+        .header(
+            "content-type",
+            "multipart/related; type=\"application/dicom\"; boundary=abc",
+        )
+        .body(Body::from_stream(futures_util::stream::pending::<
+            Result<bytes::Bytes, std::io::Error>,
+        >()))
+        .unwrap();
+    let first = tokio::spawn(app(gw.state.clone()).oneshot(stuck));
+    for _ in 0..1000 {
+        if gw
+            .state
+            .metrics()
+            .requests
+            .load(std::sync::atomic::Ordering::Relaxed)
+            == 1
+        {
+            break;
+        }
+        tokio::task::yield_now().await;
+    }
+    let a = instance(1);
+    let res = app(gw.state.clone())
+        .oneshot(stow_request("/studies", &[("application/dicom", &a)]))
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(res.headers()["retry-after"], "5");
+    first.abort();
+    let _ = first.await;
+    // The slot is free again.
+    let res = app(gw.state.clone())
+        .oneshot(stow_request("/studies", &[("application/dicom", &a)]))
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn many_parts_are_processed_in_parallel_and_answered_in_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut raw = raw_config(dir.path());
+    raw.limits.max_workers = Some(3);
+    let gw = gateway(&raw);
+    let files: Vec<Vec<u8>> = (0..20).map(instance).collect();
+    let mut parts: Vec<(&str, &[u8])> = files
+        .iter()
+        .map(|f| ("application/dicom", &f[..]))
+        .collect();
+    parts[4] = ("application/dicom", b"broken");
+    let res = app(gw.state.clone())
+        .oneshot(stow_request("/studies", &parts))
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::ACCEPTED);
+    let json = body_json(res).await;
+    let uids: Vec<String> = items(&json, "00081199")
+        .iter()
+        .map(|i| i["00081155"]["Value"][0].as_str().unwrap().to_string())
+        .collect();
+    let expected: Vec<String> = (0..20)
+        .filter(|i| *i != 4)
+        .map(|i| format!("1.2.3.4.5.6.7.{i}"))
+        .collect();
+    assert_eq!(uids, expected);
+    assert_eq!(
+        failure_reasons(&json),
+        vec![u64::from(failure::CANNOT_UNDERSTAND)]
+    );
+    assert_eq!(gw.state.spool().depth().entries, 19);
+}
