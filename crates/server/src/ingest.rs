@@ -36,8 +36,8 @@ use axum::response::{IntoResponse, Response};
 use bytes::{Bytes, BytesMut};
 use dicom_deid_audit::{Event, NewUids, Record};
 use dicom_deid_dicomweb::{
-    failure, is_application_dicom, parse_content_type, Limits as PartLimits, PartError, PartStream,
-    StowResponse,
+    failure, is_application_dicom, parse_content_type, ContentTypeError, Limits as PartLimits,
+    PartError, PartStream, StowResponse,
 };
 use dicom_deid_engine::{Engine, Rejection, Report};
 use dicom_deid_forward::SpoolMeta;
@@ -184,8 +184,8 @@ pub(crate) async fn stow(
         };
         answer.add(outcome);
     } else {
-        let boundary = match parse_content_type(content_type) {
-            Ok(t) => t.boundary,
+        let boundary = match stow_boundary(content_type) {
+            Ok(b) => b,
             Err(e) => return plain(e.status(), &format!("{e}\n")),
         };
         let limits = PartLimits {
@@ -615,6 +615,53 @@ fn request_id() -> String {
     format!("req-{now}-{}", NEXT.fetch_add(1, Relaxed))
 }
 
+/// Longest boundary taken when a sender exceeds RFC 2046's 70 characters.
+const MAX_LENIENT_BOUNDARY: usize = 200;
+
+/// The boundary of a STOW-RS request's `Content-Type` ([`parse_content_type`]), tolerating one
+/// deviation seen in the field: Orthanc 1.10's STOW client sends 73-character boundaries (two
+/// UUIDs joined by `-`), beyond the 70 RFC 2046 allows. Such a boundary (up to 200 characters of
+/// RFC 2046 `bchars`) is accepted when the rest of the header is valid; everything else is
+/// judged by `parse_content_type` alone.
+fn stow_boundary(content_type: &str) -> Result<String, ContentTypeError> {
+    let err = match parse_content_type(content_type) {
+        Ok(t) => return Ok(t.boundary),
+        Err(e @ ContentTypeError::InvalidBoundary) => e,
+        Err(e) => return Err(e),
+    };
+    let lower = content_type.to_ascii_lowercase();
+    let Some(at) = lower.find("boundary=") else {
+        return Err(err);
+    };
+    let start = at + "boundary=".len();
+    let rest = &content_type[start..];
+    let (value, raw_len) = match rest.strip_prefix('"') {
+        Some(q) => match q.find('"') {
+            Some(end) => (&q[..end], end + 2),
+            None => return Err(err),
+        },
+        None => {
+            let end = rest.find(';').unwrap_or(rest.len());
+            (rest[..end].trim_end(), rest[..end].trim_end().len())
+        }
+    };
+    let bchar = |c: char| c.is_ascii_alphanumeric() || "'()+_,-./:=? ".contains(c);
+    if value.len() <= 70
+        || value.len() > MAX_LENIENT_BOUNDARY
+        || !value.chars().all(bchar)
+        || value.ends_with(' ')
+    {
+        return Err(err);
+    }
+    // Check everything else with a short stand-in boundary.
+    let stand_in = format!(
+        "{}x{}",
+        &content_type[..start],
+        &content_type[start + raw_len..]
+    );
+    parse_content_type(&stand_in).map(|_| value.to_string())
+}
+
 /// Whether `Accept` prefers `application/dicom+xml` over the JSON forms.
 pub(crate) fn prefers_xml(headers: &HeaderMap) -> bool {
     let mut xml = 0.0f32;
@@ -648,6 +695,27 @@ mod tests {
         let mut h = HeaderMap::new();
         h.insert(ACCEPT, HeaderValue::from_str(v).unwrap());
         h
+    }
+
+    #[test]
+    fn orthancs_long_boundaries_are_tolerated() {
+        let long = "6b30b659-5e25-475a-869f-46da216e7d32-6b30b659-5e25-475a-869f-46da216e7d32";
+        let ct = format!("multipart/related; type=\"application/dicom\"; boundary={long}");
+        assert_eq!(stow_boundary(&ct).unwrap(), long);
+        let quoted = format!("multipart/related; boundary=\"{long}\"; type=\"application/dicom\"");
+        assert_eq!(stow_boundary(&quoted).unwrap(), long);
+        // The rest of the header is still checked.
+        let wrong = format!("multipart/related; type=\"application/json\"; boundary={long}");
+        assert_eq!(
+            stow_boundary(&wrong),
+            Err(ContentTypeError::UnsupportedRootType)
+        );
+        let huge = "a".repeat(201);
+        assert!(stow_boundary(&format!("multipart/related; boundary={huge}")).is_err());
+        assert!(stow_boundary("multipart/related; boundary=\"\"").is_err());
+        assert!(
+            stow_boundary(&format!("multipart/related; boundary={}<", "a".repeat(80))).is_err()
+        );
     }
 
     #[test]
