@@ -73,6 +73,8 @@ pub struct RawLimits {
     pub max_spool_bytes: Option<u64>,
     /// Seconds a client is told to wait (`Retry-After`) when the gateway is busy or full. Default 5.
     pub retry_after_secs: Option<u64>,
+    /// Seconds a request body may send nothing before the request is ended. Default 60.
+    pub body_idle_timeout_secs: Option<u64>,
 }
 
 /// One `[[routes]]` entry.
@@ -265,6 +267,7 @@ impl RawConfig {
             }),
             max_spool_bytes: l.max_spool_bytes.unwrap_or(8192 * MIB),
             retry_after_secs: l.retry_after_secs.unwrap_or(5),
+            body_idle_timeout_secs: l.body_idle_timeout_secs.unwrap_or(60),
         };
         for (key, value) in [
             ("limits.max_instance_bytes", limits.max_instance_bytes),
@@ -276,6 +279,10 @@ impl RawConfig {
             ),
             ("limits.max_workers", limits.max_workers as u64),
             ("limits.max_spool_bytes", limits.max_spool_bytes),
+            (
+                "limits.body_idle_timeout_secs",
+                limits.body_idle_timeout_secs,
+            ),
         ] {
             if value == 0 {
                 problem(key, "must be at least 1".into());

@@ -24,9 +24,10 @@
 //!   STOW is idempotent by SOP Instance UID, so the sender's retry is harmless).
 
 use std::collections::{BTreeMap, VecDeque};
+use std::pin::Pin;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use axum::body::Body;
 use axum::extract::State;
@@ -42,7 +43,7 @@ use dicom_deid_dicomweb::{
 use dicom_deid_engine::{Engine, Rejection, Report};
 use dicom_deid_forward::SpoolMeta;
 use dicom_deid_spool::SpoolError;
-use futures_util::StreamExt;
+use futures_util::{Stream, StreamExt};
 use tokio::sync::OwnedSemaphorePermit;
 use tokio::task::JoinHandle;
 use tracing::{info, warn};
@@ -120,6 +121,7 @@ pub(crate) async fn stow(
     inner.metrics.requests.fetch_add(1, Relaxed);
     let started = Instant::now();
     let xml = prefers_xml(&headers);
+    let idle = Duration::from_secs(inner.limits.body_idle_timeout_secs);
     let request_id = request_id();
     let content_type = headers
         .get(CONTENT_TYPE)
@@ -151,7 +153,7 @@ pub(crate) async fn stow(
             );
         }
         let mut data = BytesMut::new();
-        let mut stream = body.into_data_stream();
+        let mut stream = idle_bounded(body, idle);
         while let Some(chunk) = stream.next().await {
             let Ok(chunk) = chunk else {
                 return plain(StatusCode::BAD_REQUEST, "could not read the request body\n");
@@ -193,7 +195,7 @@ pub(crate) async fn stow(
             max_header_bytes: 16 << 10,
             max_parts: inner.limits.max_request_parts,
         };
-        let mut parts = PartStream::new(body.into_data_stream(), &boundary, limits);
+        let mut parts = PartStream::new(idle_bounded(body, idle), &boundary, limits);
         let mut index = 0usize;
         // Parts are de-identified while the next ones are read, up to `max_workers` per
         // request; the in-flight-bytes permit is taken before the next part is read, so a
@@ -613,6 +615,45 @@ fn request_id() -> String {
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as u64);
     format!("req-{now}-{}", NEXT.fetch_add(1, Relaxed))
+}
+
+/// Why the request body stopped.
+#[derive(Debug)]
+enum BodyError {
+    /// The connection failed.
+    Read(axum::Error),
+    /// No data arrived for the idle timeout.
+    Idle,
+}
+
+impl std::fmt::Display for BodyError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            BodyError::Read(e) => write!(f, "{e}"),
+            BodyError::Idle => f.write_str("no data arrived within the idle timeout"),
+        }
+    }
+}
+
+/// The request body as a stream that ends with [`BodyError::Idle`] when the sender sends
+/// nothing for `idle` while the gateway waits for data (a stalled or slow-loris sender cannot
+/// hold a request slot forever). Time spent waiting for room in the gateway does not count.
+fn idle_bounded(
+    body: Body,
+    idle: Duration,
+) -> Pin<Box<dyn Stream<Item = Result<Bytes, BodyError>> + Send>> {
+    Box::pin(futures_util::stream::unfold(
+        Some(body.into_data_stream()),
+        move |state| async move {
+            let mut stream = state?;
+            match tokio::time::timeout(idle, stream.next()).await {
+                Ok(Some(Ok(chunk))) => Some((Ok(chunk), Some(stream))),
+                Ok(Some(Err(e))) => Some((Err(BodyError::Read(e)), None)),
+                Ok(None) => None,
+                Err(_) => Some((Err(BodyError::Idle), None)),
+            }
+        },
+    ))
 }
 
 /// Longest boundary taken when a sender exceeds RFC 2046's 70 characters.

@@ -63,6 +63,8 @@ pub struct Limits {
     pub max_spool_bytes: u64,
     /// `Retry-After` seconds on 503.
     pub retry_after_secs: u64,
+    /// Seconds a request body may send nothing before the request is ended.
+    pub body_idle_timeout_secs: u64,
 }
 
 /// One destination of a route, with the engine (profile) its instances are made with.

@@ -552,3 +552,22 @@ async fn many_parts_are_processed_in_parallel_and_answered_in_order() {
     );
     assert_eq!(gw.state.spool().depth().entries, 19);
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_stalled_body_ends_the_request() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut raw = raw_config(dir.path());
+    raw.limits.body_idle_timeout_secs = Some(30);
+    let gw = gateway(&raw);
+    let stalled = Request::post("/studies")
+        .header(
+            "content-type",
+            "multipart/related; type=\"application/dicom\"; boundary=abc",
+        )
+        .body(Body::from_stream(futures_util::stream::pending::<
+            Result<bytes::Bytes, std::io::Error>,
+        >()))
+        .unwrap();
+    let res = app(gw.state.clone()).oneshot(stalled).await.unwrap();
+    assert_eq!(res.status(), StatusCode::BAD_REQUEST);
+}
