@@ -6,6 +6,37 @@
 //! `docs/pixel-api.md`): `dicom-deid-pixel` (decode, mask, re-encode, the glue),
 //! this crate (shared types, the classical detector, multi-frame logic) and
 //! `dicom-deid-ocrnet` (the PP-OCRv4 text-detection network run with `rten`).
+//!
+//! What is here:
+//!
+//! - [`Classical`]: the pure-Rust detector (top-hats of both polarities on the grey image or on
+//!   each colour channel, glyph components, horizontal and 90°-rotated lines, a two-class test
+//!   per line). Its module docs say how it works and what it misses.
+//! - [`detect_frames`]: runs detectors over a frame or a multi-frame (cine) image; static
+//!   overlays of a cine loop are found on its temporal minimum and maximum images.
+//! - `synth` (feature `synth`): a deterministic generator of test images with known text boxes
+//!   and text pixel masks, and [`score`] (same feature): recall of text boxes, share of images
+//!   with every PHI box hidden, area masked on text-free images, for any set of detectors.
+//!
+//! What is not: decoding DICOM, masking, logging (nothing here logs, least of all pixels).
+//!
+//! ```
+//! use dicom_deid_detect::{detect_frames, Classical, Detector, Image};
+//! // A dark frame with a bright bar of "text-like" strokes would be found; a flat one is not.
+//! let frame = Image::gray(64, 32, vec![10; 64 * 32]);
+//! assert!(Classical::new().detect(&frame).is_empty());
+//! let found = detect_frames(&[&Classical::new()], &[frame.clone(), frame]);
+//! assert_eq!(found.len(), 2);
+//! ```
+
+mod classical;
+mod morph;
+#[cfg(feature = "synth")]
+pub mod score;
+#[cfg(feature = "synth")]
+pub mod synth;
+
+pub use classical::{Classical, Params};
 
 /// An 8-bit image for detection: `channels` is 1 (grey) or 3 (RGB, interleaved), rows top to
 /// bottom, no padding: `data.len() == width * height * channels`.
@@ -122,22 +153,62 @@ pub struct Found {
     pub by: String,
 }
 
-/// Runs every detector on every frame; `result[i]` lists what was found on frame `i`.
+/// Runs every detector over `frames`; `result[i]` lists what was found on frame `i`.
+///
+/// - One frame, or frames of different sizes or channel counts: every detector runs on every
+///   frame.
+/// - Two or more frames of one size (a cine loop, a multi-frame image): every detector runs on
+///   the per-pixel temporal **minimum** and **maximum** images and what it finds is reported on
+///   every frame. A static bright overlay keeps its value in the minimum image while moving
+///   anatomy and speckle darken there (and a static dark overlay likewise in the maximum
+///   image), so static text stands out better than on any single frame; text whose digits
+///   change in place (frame counters, clocks) shows as the union of its strokes in the maximum
+///   (bright text) or minimum (dark text) image. Text that moves across the frames is only
+///   found where its union still looks like text: such images are not expected in DICOM and
+///   are out of scope. The cost is two detections whatever the number of frames.
 pub fn detect_frames(detectors: &[&dyn Detector], frames: &[Image]) -> Vec<Vec<Found>> {
-    frames
-        .iter()
-        .map(|frame| {
-            detectors
-                .iter()
-                .flat_map(|d| {
-                    d.detect(frame).into_iter().map(move |b| Found {
-                        rect: b.rect,
-                        by: d.name().to_string(),
-                    })
+    let run = |frame: &Image| -> Vec<Found> {
+        detectors
+            .iter()
+            .flat_map(|d| {
+                d.detect(frame).into_iter().map(move |b| Found {
+                    rect: b.rect,
+                    by: d.name().to_string(),
                 })
-                .collect()
-        })
-        .collect()
+            })
+            .collect()
+    };
+    let uniform = frames.len() >= 2
+        && frames.iter().all(|f| {
+            f.width == frames[0].width
+                && f.height == frames[0].height
+                && f.channels == frames[0].channels
+                && f.data.len() == frames[0].data.len()
+        });
+    if !uniform {
+        return frames.iter().map(run).collect();
+    }
+    let (lo, hi) = temporal_extremes(frames);
+    let mut found = run(&lo);
+    for f in run(&hi) {
+        if !found.contains(&f) {
+            found.push(f);
+        }
+    }
+    vec![found; frames.len()]
+}
+
+/// Per-pixel (per-sample) minimum and maximum over frames of one size.
+pub fn temporal_extremes(frames: &[Image]) -> (Image, Image) {
+    let mut lo = frames[0].clone();
+    let mut hi = frames[0].clone();
+    for f in &frames[1..] {
+        for ((l, h), &v) in lo.data.iter_mut().zip(hi.data.iter_mut()).zip(&f.data) {
+            *l = (*l).min(v);
+            *h = (*h).max(v);
+        }
+    }
+    (lo, hi)
 }
 
 #[cfg(test)]
