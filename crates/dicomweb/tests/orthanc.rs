@@ -2,101 +2,11 @@
 //! plugin, started by the test on 127.0.0.1 with a temporary storage folder.
 //! Without `/usr/sbin/Orthanc` the test skips loudly, except under `CI=true`.
 
-use std::net::TcpListener;
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bytes::Bytes;
 use dicom_deid_dicomweb::{Auth, ClientConfig, InstanceOutcome, StoreOutcome, StowClient};
-
-const ORTHANC: &str = "/usr/sbin/Orthanc";
-const PLUGIN: &str = "/usr/share/orthanc/plugins/libOrthancDicomWeb.so";
-
-/// A running Orthanc, killed (by its PID) when dropped.
-struct Orthanc {
-    child: Child,
-    http: String,
-    _dir: tempfile::TempDir,
-}
-
-impl Drop for Orthanc {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// Starts Orthanc, or says why not (`None`) on a machine without it.
-async fn start_orthanc() -> Option<Orthanc> {
-    if !Path::new(ORTHANC).exists() || !Path::new(PLUGIN).exists() {
-        let msg = format!(
-            "{ORTHANC} or {PLUGIN} is missing: `apt-get install -y orthanc orthanc-dicomweb`"
-        );
-        assert!(
-            std::env::var("CI").as_deref() != Ok("true"),
-            "{msg} (required under CI=true)"
-        );
-        eprintln!("\n*** SKIPPING the Orthanc interop test: {msg} ***\n");
-        return None;
-    }
-    let dir = tempfile::tempdir().unwrap();
-    let (http_port, dicom_port) = (free_port(), free_port());
-    let storage = dir.path().join("storage");
-    let config = serde_json::json!({
-        "Name": "dicom-deid-test",
-        "StorageDirectory": storage,
-        "IndexDirectory": storage,
-        "HttpPort": http_port,
-        "DicomPort": dicom_port,
-        "DicomAet": "DEIDTEST",
-        "RemoteAccessAllowed": false,
-        "AuthenticationEnabled": false,
-        "Plugins": [PLUGIN],
-        "DicomWeb": {"Enable": true, "Root": "/dicom-web/"},
-    });
-    let config_path = dir.path().join("orthanc.json");
-    std::fs::write(&config_path, serde_json::to_vec_pretty(&config).unwrap()).unwrap();
-    let log = std::fs::File::create(dir.path().join("orthanc.log")).unwrap();
-    let child = Command::new(ORTHANC)
-        .arg(&config_path)
-        .stdin(Stdio::null())
-        .stdout(log.try_clone().unwrap())
-        .stderr(log)
-        .spawn()
-        .expect("Orthanc starts");
-    let orthanc = Orthanc {
-        child,
-        http: format!("http://127.0.0.1:{http_port}"),
-        _dir: dir,
-    };
-    // Waiting for an external process to come up (not a timing assertion).
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let http = reqwest::Client::new();
-    loop {
-        if let Ok(r) = http.get(format!("{}/system", orthanc.http)).send().await {
-            if r.status().is_success() {
-                break;
-            }
-        }
-        let log =
-            std::fs::read_to_string(orthanc._dir.path().join("orthanc.log")).unwrap_or_default();
-        assert!(
-            Instant::now() < deadline,
-            "Orthanc did not answer GET /system; its log:\n{log}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    Some(orthanc)
-}
+use dicom_deid_testpeers::Orthanc;
 
 /// `minimal_file()` with its SOP Instance UID (in the data set and the file
 /// meta) changed to `1.2.3.4.5.6.<last>`, same length.
@@ -118,11 +28,11 @@ fn instance(last: char) -> (String, Bytes) {
 
 #[tokio::test]
 async fn orthanc_stores_what_the_client_sends() {
-    let Some(orthanc) = start_orthanc().await else {
+    let Some(orthanc) = Orthanc::start() else {
         return;
     };
     let client = StowClient::new(ClientConfig {
-        base_url: format!("{}/dicom-web/", orthanc.http),
+        base_url: orthanc.dicomweb_url(),
         auth: Auth::None,
         ca_pem: None,
         timeout: Duration::from_secs(60),
@@ -160,14 +70,10 @@ async fn orthanc_stores_what_the_client_sends() {
     };
     assert!(instances[0].is_delivered(), "{out:?}");
 
-    let listed = reqwest::get(format!("{}/instances?expand", orthanc.http))
-        .await
-        .unwrap()
-        .bytes()
-        .await
-        .unwrap();
-    let listed: Vec<serde_json::Value> = serde_json::from_slice(&listed).unwrap();
+    let listed = orthanc.get_json("/instances?expand");
     let mut uids: Vec<&str> = listed
+        .as_array()
+        .unwrap()
         .iter()
         .map(|i| i["MainDicomTags"]["SOPInstanceUID"].as_str().unwrap())
         .collect();

@@ -7,108 +7,24 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::*;
+use dicom_deid_testpeers::Orthanc;
 
-const ORTHANC: &str = "/usr/sbin/Orthanc";
-const PLUGIN: &str = "/usr/share/orthanc/plugins/libOrthancDicomWeb.so";
-
-/// Orthanc, killed by its PID when dropped.
-struct Orthanc {
-    child: Child,
-    url: String,
-    dir: tempfile::TempDir,
-}
-
-impl Drop for Orthanc {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-async fn start_orthanc(gateway: &str) -> Option<Orthanc> {
-    if !Path::new(ORTHANC).exists() || !Path::new(PLUGIN).exists() {
-        let msg = format!(
-            "{ORTHANC} or {PLUGIN} is missing: `apt-get install -y orthanc orthanc-dicomweb`"
-        );
-        assert!(
-            std::env::var("CI").as_deref() != Ok("true"),
-            "{msg} (required under CI=true)"
-        );
-        eprintln!("\n*** SKIPPING the Orthanc STOW client test: {msg} ***\n");
-        return None;
-    }
-    let dir = tempfile::tempdir().unwrap();
-    let http_port = free_port();
-    let storage = dir.path().join("storage");
-    let config = serde_json::json!({
-        "Name": "dicom-deid-sender",
-        "StorageDirectory": storage,
-        "IndexDirectory": storage,
-        "HttpPort": http_port,
-        "DicomPort": free_port(),
-        "DicomAet": "DEIDSENDER",
-        "RemoteAccessAllowed": false,
-        "AuthenticationEnabled": false,
-        "Plugins": [PLUGIN],
-        "DicomWeb": {
-            "Enable": true,
-            "Root": "/dicom-web/",
-            "Servers": {
-                "gw-chunked": {"Url": format!("{gateway}/")},
-                "gw-plain": {"Url": format!("{gateway}/"), "ChunkedTransfers": false},
-            },
-        },
-    });
-    let config_path = dir.path().join("orthanc.json");
-    std::fs::write(&config_path, serde_json::to_vec_pretty(&config).unwrap()).unwrap();
-    let log = std::fs::File::create(dir.path().join("orthanc.log")).unwrap();
-    let child = Command::new(ORTHANC)
-        .arg(&config_path)
-        .stdin(Stdio::null())
-        .stdout(log.try_clone().unwrap())
-        .stderr(log)
-        .spawn()
-        .expect("Orthanc starts");
-    let orthanc = Orthanc {
-        child,
-        url: format!("http://127.0.0.1:{http_port}"),
-        dir,
-    };
-    // Waiting for an external process to come up (not a timing assertion).
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let http = reqwest::Client::new();
-    loop {
-        if let Ok(r) = http.get(format!("{}/system", orthanc.url)).send().await {
-            if r.status().is_success() {
-                break;
-            }
-        }
-        assert!(
-            Instant::now() < deadline,
-            "Orthanc did not come up; log:\n{}",
-            orthanc.log()
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    Some(orthanc)
-}
-
-impl Orthanc {
-    fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.path().join("orthanc.log")).unwrap_or_default()
-    }
+/// Orthanc with the gateway at `gateway` declared as two DICOMweb servers: `gw-chunked`
+/// (Orthanc's default, chunked transfers) and `gw-plain` (Content-Length).
+fn start_orthanc(gateway: &str) -> Option<Orthanc> {
+    Orthanc::builder()
+        .dicomweb_server(
+            "gw-chunked",
+            serde_json::json!({"Url": format!("{gateway}/")}),
+        )
+        .dicomweb_server(
+            "gw-plain",
+            serde_json::json!({"Url": format!("{gateway}/"), "ChunkedTransfers": false}),
+        )
+        .start()
 }
 
 fn dcm_files(dir: &Path) -> Vec<PathBuf> {
@@ -138,7 +54,7 @@ async fn orthanc_pushes_a_study_into_the_gateway_chunked_and_not() {
     let server = tokio::spawn(dicom_deid_server::run(listener, gw, async move {
         let _ = stopped.await;
     }));
-    let Some(orthanc) = start_orthanc(&format!("http://{addr}")).await else {
+    let Some(orthanc) = start_orthanc(&format!("http://{addr}")) else {
         return;
     };
     let http = reqwest::Client::new();
@@ -147,7 +63,7 @@ async fn orthanc_pushes_a_study_into_the_gateway_chunked_and_not() {
     let mut study = String::new();
     for i in 1..=3 {
         let res = http
-            .post(format!("{}/instances", orthanc.url))
+            .post(format!("{}/instances", orthanc.url()))
             .header("content-type", "application/dicom")
             .body(instance(i))
             .send()
@@ -162,7 +78,7 @@ async fn orthanc_pushes_a_study_into_the_gateway_chunked_and_not() {
         let res = http
             .post(format!(
                 "{}/dicom-web/servers/{server_name}/stow",
-                orthanc.url
+                orthanc.url()
             ))
             .header("content-type", "application/json")
             .body(serde_json::json!({"Resources": [study]}).to_string())
