@@ -1,0 +1,289 @@
+//! DIMSE ingest for dicom-deid: a C-STORE / C-ECHO SCP (on dicom-ul) that hands every received
+//! instance to a [`Store`] and answers the sender with what the store says.
+//!
+//! What it does:
+//! - **Negotiation**: every storage SOP class of the standard ([`sop::STORAGE_SOP_CLASSES`],
+//!   generated from PS3.6 through dicom-dictionary-std) and Verification, each with the transfer
+//!   syntaxes of [`sop::TRANSFER_SYNTAXES`] (uncompressed, deflate, and the compressed ones the
+//!   engine passes through). The maximum PDU length it receives ([`ScpConfig::max_pdu`]) and the
+//!   number of concurrent associations ([`ScpConfig::max_associations`]) are bounded.
+//! - **Access control at association time**: a wrong called AE title is rejected with
+//!   A-ASSOCIATE-RJ (permanent, service user, "called AE title not recognized"); a calling AE
+//!   title that is not a configured [`Peer`], or that connects from an address the peer does not
+//!   allow, with "calling AE title not recognized"; one association too many with (transient,
+//!   service provider (presentation), "local limit exceeded").
+//! - **C-STORE**: the data set is collected (bounded by [`ScpConfig::max_instance_bytes`]),
+//!   wrapped in a Part 10 envelope (preamble, `DICM`, file meta from the command and the
+//!   presentation context) and given to [`Store::store`]; the C-STORE-RSP goes out only when the
+//!   store has answered. Success is `0x0000`; a refusal carries the store's status (`0xA700` out
+//!   of resources, `0xA900` cannot be fully de-identified, `0xC000` cannot understand, `0x0110`
+//!   processing failure) and an ErrorComment naming the reason — never a value. A refused
+//!   instance does not end the association.
+//! - **C-ECHO** is answered with Success.
+//! - **Aborts**: bytes that are not a valid PDU, a PDU larger than the negotiated maximum, a
+//!   DIMSE message out of order, or a peer silent for [`ScpConfig::idle_timeout`] in the middle
+//!   of anything end *that* association with A-ABORT (or a closed socket); the others go on.
+//!
+//! What it does not do: TLS (the DICOM TLS profile), asynchronous operations windows (one
+//! operation at a time per association, the default), other DIMSE services (answered with
+//! `0x0211` unrecognized operation), private SOP classes. It knows nothing of the engine, the
+//! spool or the audit: the caller's [`Store`] does all of that.
+//!
+//! Nothing it logs carries an element value or a UID from the data: it logs AE titles, peer
+//! addresses, association ids and reasons.
+//!
+//! ```no_run
+//! use std::sync::Arc;
+//! use dicom_deid_dimse::{Peer, ScpConfig, ScpMetrics, Store, StoreOutcome, StoreRequest};
+//!
+//! struct Discard;
+//! impl Store for Discard {
+//!     async fn store(&self, request: StoreRequest) -> StoreOutcome {
+//!         let _ = request.bytes.len();
+//!         StoreOutcome::Stored
+//!     }
+//! }
+//!
+//! # async fn demo() -> std::io::Result<()> {
+//! let mut config = ScpConfig::new("DEID");
+//! config.peers.push(Peer { ae_title: "MODALITY".into(), route: "default".into(), addresses: vec![] });
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:11112").await?;
+//! dicom_deid_dimse::serve(listener, Arc::new(config), Arc::new(Discard),
+//!     Arc::new(ScpMetrics::default()), async { let _ = tokio::signal::ctrl_c().await; }).await
+//! # }
+//! ```
+
+pub mod command;
+pub mod meta;
+mod scp;
+pub mod sop;
+
+use std::future::Future;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio::sync::{watch, Semaphore};
+use tokio::task::JoinSet;
+use tracing::{info, warn};
+
+/// C-STORE / C-ECHO response status codes used by the SCP (PS3.4 Annex B, PS3.7 Annex C).
+pub mod status {
+    /// Success.
+    pub const SUCCESS: u16 = 0x0000;
+    /// Refused: out of resources.
+    pub const OUT_OF_RESOURCES: u16 = 0xA700;
+    /// Error: data set does not match SOP class (used for "cannot be fully de-identified").
+    pub const DATA_SET_DOES_NOT_MATCH_SOP_CLASS: u16 = 0xA900;
+    /// Error: cannot understand.
+    pub const CANNOT_UNDERSTAND: u16 = 0xC000;
+    /// Failure: processing failure.
+    pub const PROCESSING_FAILURE: u16 = 0x0110;
+    /// Failure: SOP class not supported.
+    pub const SOP_CLASS_NOT_SUPPORTED: u16 = 0x0122;
+    /// Failure: unrecognized operation.
+    pub const UNRECOGNIZED_OPERATION: u16 = 0x0211;
+}
+
+/// Smallest accepted [`ScpConfig::max_pdu`].
+pub const MIN_MAX_PDU: u32 = 4096;
+/// Largest accepted [`ScpConfig::max_pdu`] (4 MiB).
+pub const MAX_MAX_PDU: u32 = 4 << 20;
+
+/// A calling AE title allowed to associate, and the route its instances feed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Peer {
+    /// The calling AE title (compared exactly, without leading and trailing spaces).
+    pub ae_title: String,
+    /// The route its instances go to (passed to the store as is).
+    pub route: String,
+    /// Source addresses it may connect from; empty means any.
+    pub addresses: Vec<IpAddr>,
+}
+
+/// How the SCP behaves. Build with [`ScpConfig::new`] and change fields.
+#[derive(Debug, Clone)]
+pub struct ScpConfig {
+    /// This SCP's AE title; associations calling another title are rejected.
+    pub ae_title: String,
+    /// Largest PDU (the A-ASSOCIATE "maximum length") it receives; a longer one aborts the
+    /// association. Between [`MIN_MAX_PDU`] and [`MAX_MAX_PDU`].
+    pub max_pdu: u32,
+    /// Associations served at once; one more is rejected (transient, local limit exceeded).
+    pub max_associations: usize,
+    /// Largest data set accepted; a larger one is drained and answered `0xA700`.
+    pub max_instance_bytes: u64,
+    /// How long a peer may send nothing (while the SCP waits for it) before its association is
+    /// aborted; also bounds each write.
+    pub idle_timeout: Duration,
+    /// The calling AE titles allowed in.
+    pub peers: Vec<Peer>,
+    /// Implementation Class UID written in the file meta handed to the store.
+    pub implementation_class_uid: String,
+    /// Implementation Version Name written in the file meta handed to the store.
+    pub implementation_version_name: String,
+}
+
+impl ScpConfig {
+    /// Defaults: max PDU 128 KiB, 8 associations, 512 MiB per instance, 60 s idle, no peers.
+    pub fn new(ae_title: &str) -> ScpConfig {
+        ScpConfig {
+            ae_title: ae_title.trim().to_string(),
+            max_pdu: 128 << 10,
+            max_associations: 8,
+            max_instance_bytes: 512 << 20,
+            idle_timeout: Duration::from_secs(60),
+            peers: Vec::new(),
+            implementation_class_uid: dicom_ul::IMPLEMENTATION_CLASS_UID.to_string(),
+            implementation_version_name: "DICOMDEID_DIMSE".to_string(),
+        }
+    }
+
+    /// The peer entry for a calling AE title, if any.
+    pub fn peer(&self, calling_ae: &str) -> Option<&Peer> {
+        let calling_ae = calling_ae.trim();
+        self.peers.iter().find(|p| p.ae_title == calling_ae)
+    }
+}
+
+/// One received instance, for the store.
+pub struct StoreRequest {
+    /// The calling AE title of the association.
+    pub calling_ae: String,
+    /// The route of that AE title ([`Peer::route`]).
+    pub route: String,
+    /// Where the association comes from.
+    pub peer: SocketAddr,
+    /// The association's process-unique id (also in the SCP's log lines).
+    pub association: u64,
+    /// The instance's index within the association (0, 1, …).
+    pub index: u64,
+    /// The negotiated transfer syntax of the data set.
+    pub transfer_syntax: String,
+    /// The instance as a Part 10 file (file meta from the command, then the data set as sent).
+    pub bytes: Vec<u8>,
+}
+
+impl std::fmt::Debug for StoreRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StoreRequest")
+            .field("calling_ae", &self.calling_ae)
+            .field("route", &self.route)
+            .field("peer", &self.peer)
+            .field("association", &self.association)
+            .field("index", &self.index)
+            .field("transfer_syntax", &self.transfer_syntax)
+            .field(
+                "bytes",
+                &format_args!("{} bytes **REDACTED**", self.bytes.len()),
+            )
+            .finish()
+    }
+}
+
+/// What the store did with an instance.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoreOutcome {
+    /// Durably stored: the sender gets Success.
+    Stored,
+    /// Refused: the sender gets `status` (see [`status`]) and `comment` as ErrorComment (cut to
+    /// 64 characters; it must name a reason, never a value).
+    Refused {
+        /// The C-STORE status.
+        status: u16,
+        /// Why, for the ErrorComment.
+        comment: String,
+    },
+}
+
+/// Where the SCP puts received instances. Called once per C-STORE; the response is sent when
+/// the returned future completes, so "Stored" must mean durable.
+pub trait Store: Send + Sync + 'static {
+    /// Takes one instance.
+    fn store(&self, request: StoreRequest) -> impl Future<Output = StoreOutcome> + Send;
+}
+
+/// SCP counters.
+#[derive(Debug, Default)]
+pub struct ScpMetrics {
+    /// Associations accepted.
+    pub associations_accepted: AtomicU64,
+    /// Associations rejected (AE title, address or limit).
+    pub associations_rejected: AtomicU64,
+    /// Associations aborted (protocol error, limit, timeout, peer abort, shutdown).
+    pub associations_aborted: AtomicU64,
+    /// C-ECHO requests answered.
+    pub echoes: AtomicU64,
+    /// C-STORE requests answered with Success.
+    pub stored: AtomicU64,
+    /// C-STORE requests answered with a failure status.
+    pub refused: AtomicU64,
+}
+
+/// Serves associations on `listener` until `shutdown` resolves; then stops accepting, lets
+/// each association finish the operation in progress (a store under way is answered), aborts
+/// the associations and returns when all have ended.
+pub async fn serve<S: Store>(
+    listener: TcpListener,
+    config: Arc<ScpConfig>,
+    store: Arc<S>,
+    metrics: Arc<ScpMetrics>,
+    shutdown: impl Future<Output = ()> + Send,
+) -> std::io::Result<()> {
+    let slots = Arc::new(Semaphore::new(config.max_associations.max(1)));
+    // Connections beyond the limit are answered A-ASSOCIATE-RJ by a few short-lived tasks;
+    // beyond those, they are closed unanswered.
+    let rejecters = Arc::new(Semaphore::new(config.max_associations.clamp(1, 16)));
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let mut tasks = JoinSet::new();
+    static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+    tokio::pin!(shutdown);
+    loop {
+        let accepted = tokio::select! {
+            _ = &mut shutdown => break,
+            a = listener.accept() => a,
+            Some(_) = tasks.join_next(), if !tasks.is_empty() => continue,
+        };
+        let (socket, addr) = match accepted {
+            Ok(a) => a,
+            Err(e) => {
+                warn!(message = "DIMSE accept failed; retrying.", error = %e);
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        let _ = socket.set_nodelay(true);
+        let id = NEXT_ID.fetch_add(1, Relaxed);
+        match slots.clone().try_acquire_owned() {
+            Ok(permit) => {
+                let ctx = scp::Ctx {
+                    config: config.clone(),
+                    store: store.clone(),
+                    metrics: metrics.clone(),
+                };
+                let stop = stop_rx.clone();
+                tasks.spawn(async move {
+                    scp::association(socket, addr, id, ctx, stop).await;
+                    drop(permit);
+                });
+            }
+            Err(_) => {
+                metrics.associations_rejected.fetch_add(1, Relaxed);
+                info!(message = "DIMSE association refused: too many associations.", association = id, peer = %addr);
+                if let Ok(permit) = rejecters.clone().try_acquire_owned() {
+                    let config = config.clone();
+                    tasks.spawn(async move {
+                        scp::reject_busy(socket, &config).await;
+                        drop(permit);
+                    });
+                }
+            }
+        }
+    }
+    info!(message = "DIMSE SCP stopping: finishing operations in progress.");
+    let _ = stop_tx.send(true);
+    while tasks.join_next().await.is_some() {}
+    Ok(())
+}

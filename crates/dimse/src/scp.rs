@@ -1,0 +1,432 @@
+//! One association: negotiation with access control, then DIMSE messages until release, abort
+//! or shutdown.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
+
+use dicom_ul::association::server::AccessControl;
+use dicom_ul::association::{Association, Error as UlError};
+use dicom_ul::pdu::{
+    AssociationRJ, AssociationRJResult, AssociationRJServiceProviderPresentationReason,
+    AssociationRJServiceUserReason, AssociationRJSource, PDataValue, PDataValueType,
+    PresentationContextResultReason, UserIdentity,
+};
+use dicom_ul::{Pdu, ServerAssociationOptions};
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpStream;
+use tokio::sync::watch;
+use tracing::{debug, info, warn};
+
+use crate::command::{self, Command, C_ECHO_RQ, C_STORE_RQ, MAX_COMMAND_BYTES};
+use crate::{meta, sop, status, ScpConfig, ScpMetrics, Store, StoreOutcome, StoreRequest};
+
+pub(crate) struct Ctx<S> {
+    pub config: Arc<ScpConfig>,
+    pub store: Arc<S>,
+    pub metrics: Arc<ScpMetrics>,
+}
+
+/// Access control: the called AE title must be ours, the calling one a configured peer,
+/// connecting from an allowed address.
+struct Access {
+    config: Arc<ScpConfig>,
+    ip: IpAddr,
+}
+
+impl AccessControl for Access {
+    fn check_access(
+        &self,
+        this_ae_title: &str,
+        calling_ae_title: &str,
+        called_ae_title: &str,
+        _user_identity: Option<&UserIdentity>,
+    ) -> Result<(), AssociationRJServiceUserReason> {
+        if called_ae_title.trim() != this_ae_title {
+            return Err(AssociationRJServiceUserReason::CalledAETitleNotRecognized);
+        }
+        match self.config.peer(calling_ae_title) {
+            Some(peer) if peer.addresses.is_empty() || peer.addresses.contains(&self.ip) => Ok(()),
+            _ => Err(AssociationRJServiceUserReason::CallingAETitleNotRecognized),
+        }
+    }
+}
+
+/// Answers one connection beyond the association limit with A-ASSOCIATE-RJ (transient, local
+/// limit exceeded), after reading its A-ASSOCIATE-RQ (briefly).
+pub(crate) async fn reject_busy(mut socket: TcpStream, config: &ScpConfig) {
+    let wait = config.idle_timeout.min(std::time::Duration::from_secs(5));
+    let mut buf = bytes::BytesMut::new();
+    let read = tokio::time::timeout(
+        wait,
+        dicom_ul::association::read_pdu_from_wire_async(
+            &mut socket,
+            &mut buf,
+            config.max_pdu.max(crate::MIN_MAX_PDU),
+            true,
+        ),
+    )
+    .await;
+    if !matches!(read, Ok(Ok(Pdu::AssociationRQ(_)))) {
+        return;
+    }
+    let rj = Pdu::AssociationRJ(AssociationRJ {
+        result: AssociationRJResult::Transient,
+        source: AssociationRJSource::ServiceProviderPresentation(
+            AssociationRJServiceProviderPresentationReason::LocalLimitExceeded,
+        ),
+    });
+    let mut out = Vec::new();
+    if dicom_ul::write_pdu(&mut out, &rj).is_ok() {
+        let _ = tokio::time::timeout(wait, socket.write_all(&out)).await;
+    }
+    let _ = socket.shutdown().await;
+}
+
+/// A safe description of a dicom-ul error: fixed text, never PDU content.
+fn describe(e: &UlError) -> String {
+    match e {
+        UlError::Rejected { association_rj, .. } => {
+            format!("association rejected: {}", association_rj.source)
+        }
+        UlError::ConnectionClosed { .. } => "connection closed by the peer".into(),
+        UlError::Timeout { .. } => "nothing received within the idle timeout".into(),
+        UlError::ReceivePdu { source, .. } => format!("unreadable PDU: {source}"),
+        UlError::UnexpectedPdu { .. } => "unexpected PDU".into(),
+        UlError::UnknownPdu { .. } => "unknown PDU type".into(),
+        UlError::WireSend { .. } | UlError::SendPdu { .. } => "could not send a PDU".into(),
+        UlError::Aborted { .. } => "aborted".into(),
+        _ => "association error".into(),
+    }
+}
+
+/// A DIMSE message being received.
+struct Pending {
+    cmd: Command,
+    pc: u8,
+    /// The Part 10 envelope and the data set so far (C-STORE on an accepted context only).
+    data: Option<Vec<u8>>,
+    received: u64,
+    too_large: bool,
+}
+
+/// What the PDV stream has produced.
+enum Step {
+    Nothing,
+    Message(Pending),
+}
+
+/// The accepted presentation contexts: id → (abstract syntax, transfer syntax).
+type Contexts = HashMap<u8, (String, String)>;
+
+struct Inbound {
+    command: Vec<u8>,
+    command_pc: Option<u8>,
+    pending: Option<Pending>,
+}
+
+impl Inbound {
+    fn feed(
+        &mut self,
+        pdv: PDataValue,
+        contexts: &Contexts,
+        config: &ScpConfig,
+    ) -> Result<Step, &'static str> {
+        if !contexts.contains_key(&pdv.presentation_context_id) {
+            return Err("a PDV on a presentation context that was not accepted");
+        }
+        match pdv.value_type {
+            PDataValueType::Command => {
+                if self.pending.is_some() {
+                    return Err("a command fragment while a data set was expected");
+                }
+                if self
+                    .command_pc
+                    .is_some_and(|pc| pc != pdv.presentation_context_id)
+                {
+                    return Err("command fragments on different presentation contexts");
+                }
+                if self.command.len() + pdv.data.len() > MAX_COMMAND_BYTES {
+                    return Err("the command set is too large");
+                }
+                self.command_pc = Some(pdv.presentation_context_id);
+                self.command.extend_from_slice(&pdv.data);
+                if !pdv.is_last {
+                    return Ok(Step::Nothing);
+                }
+                let cmd = command::parse(&self.command).map_err(|e| e.0)?;
+                self.command.clear();
+                let pc = self.command_pc.take().expect("set above");
+                let data = match (cmd.command_field, contexts.get(&pc)) {
+                    (C_STORE_RQ, Some((abstract_syntax, ts)))
+                        if cmd.has_data_set() && *abstract_syntax == cmd.affected_sop_class =>
+                    {
+                        Some(meta::envelope(
+                            &cmd.affected_sop_class,
+                            &cmd.affected_sop_instance,
+                            ts,
+                            &config.implementation_class_uid,
+                            &config.implementation_version_name,
+                        ))
+                    }
+                    _ => None,
+                };
+                let pending = Pending {
+                    cmd,
+                    pc,
+                    data,
+                    received: 0,
+                    too_large: false,
+                };
+                if pending.cmd.has_data_set() {
+                    self.pending = Some(pending);
+                    Ok(Step::Nothing)
+                } else {
+                    Ok(Step::Message(pending))
+                }
+            }
+            PDataValueType::Data => {
+                let Some(pending) = self.pending.as_mut() else {
+                    return Err("a data fragment without a command");
+                };
+                if pending.pc != pdv.presentation_context_id {
+                    return Err("a data fragment on another presentation context");
+                }
+                pending.received += pdv.data.len() as u64;
+                if pending.received > config.max_instance_bytes {
+                    pending.too_large = true;
+                    pending.data = None;
+                } else if let Some(data) = pending.data.as_mut() {
+                    data.extend_from_slice(&pdv.data);
+                }
+                if pdv.is_last {
+                    Ok(Step::Message(self.pending.take().expect("checked above")))
+                } else {
+                    Ok(Step::Nothing)
+                }
+            }
+        }
+    }
+}
+
+/// Serves one association to its end.
+pub(crate) async fn association<S: Store>(
+    socket: TcpStream,
+    addr: SocketAddr,
+    id: u64,
+    ctx: Ctx<S>,
+    mut stop: watch::Receiver<bool>,
+) {
+    let config = &ctx.config;
+    let metrics = &ctx.metrics;
+    let mut options = ServerAssociationOptions::new()
+        .ae_access_control(Access {
+            config: config.clone(),
+            ip: addr.ip(),
+        })
+        .ae_title(config.ae_title.as_str())
+        .max_pdu_length(config.max_pdu.clamp(crate::MIN_MAX_PDU, crate::MAX_MAX_PDU))
+        .read_timeout(config.idle_timeout)
+        .write_timeout(config.idle_timeout)
+        .with_abstract_syntax(sop::VERIFICATION);
+    for (uid, _, _) in sop::STORAGE_SOP_CLASSES {
+        options = options.with_abstract_syntax(*uid);
+    }
+    for (uid, _) in sop::TRANSFER_SYNTAXES {
+        options = options.with_transfer_syntax(*uid);
+    }
+    let mut assoc = match options.establish_async(socket).await {
+        Ok(a) => a,
+        Err(e) => {
+            if matches!(e, UlError::Rejected { .. }) {
+                metrics.associations_rejected.fetch_add(1, Relaxed);
+                info!(message = "DIMSE association rejected.", association = id, peer = %addr, reason = %describe(&e));
+            } else {
+                metrics.associations_aborted.fetch_add(1, Relaxed);
+                info!(message = "DIMSE association not established.", association = id, peer = %addr, reason = %describe(&e));
+            }
+            return;
+        }
+    };
+    let calling = assoc.peer_ae_title().trim().to_string();
+    let Some(route) = config.peer(&calling).map(|p| p.route.clone()) else {
+        // Access control let it in, so this cannot happen; fail closed anyway.
+        metrics.associations_aborted.fetch_add(1, Relaxed);
+        let _ = assoc.abort().await;
+        return;
+    };
+    let contexts: Contexts = assoc
+        .presentation_contexts()
+        .iter()
+        .filter(|pc| pc.reason == PresentationContextResultReason::Acceptance)
+        .map(|pc| {
+            (
+                pc.id,
+                (pc.abstract_syntax.clone(), pc.transfer_syntax.clone()),
+            )
+        })
+        .collect();
+    metrics.associations_accepted.fetch_add(1, Relaxed);
+    info!(
+        message = "DIMSE association accepted.",
+        association = id,
+        calling_ae = %calling,
+        route = %route,
+        peer = %addr,
+        contexts = contexts.len(),
+    );
+
+    let mut inbound = Inbound {
+        command: Vec::new(),
+        command_pc: None,
+        pending: None,
+    };
+    let mut index = 0u64;
+    let (mut stored, mut refused) = (0u64, 0u64);
+    let abort_reason: Option<String> = 'outer: loop {
+        let pdu = tokio::select! {
+            r = assoc.receive() => r,
+            _ = stop.wait_for(|s| *s) => break 'outer Some("the gateway is shutting down".into()),
+        };
+        let data = match pdu {
+            Ok(Pdu::PData { data }) => data,
+            Ok(Pdu::ReleaseRQ) => {
+                let _ = assoc.send(&Pdu::ReleaseRP).await;
+                break None;
+            }
+            Ok(Pdu::AbortRQ { .. }) => break Some("aborted by the peer".into()),
+            Ok(_) => break Some("unexpected PDU".into()),
+            Err(e) => break Some(describe(&e)),
+        };
+        for pdv in data {
+            let message = match inbound.feed(pdv, &contexts, config) {
+                Ok(Step::Nothing) => continue,
+                Ok(Step::Message(m)) => m,
+                Err(reason) => break 'outer Some(reason.into()),
+            };
+            let Pending {
+                cmd,
+                pc,
+                data,
+                too_large,
+                ..
+            } = message;
+            let (status, comment) = match cmd.command_field {
+                C_ECHO_RQ => {
+                    metrics.echoes.fetch_add(1, Relaxed);
+                    (status::SUCCESS, None)
+                }
+                C_STORE_RQ => {
+                    let (st, comment) = store_one(
+                        &ctx,
+                        Received {
+                            cmd: &cmd,
+                            pc,
+                            data,
+                            too_large,
+                        },
+                        &contexts,
+                        (&calling, &route, addr, id, index),
+                    )
+                    .await;
+                    index += 1;
+                    if st == status::SUCCESS {
+                        stored += 1;
+                        metrics.stored.fetch_add(1, Relaxed);
+                    } else {
+                        refused += 1;
+                        metrics.refused.fetch_add(1, Relaxed);
+                    }
+                    (st, comment)
+                }
+                _ => (
+                    status::UNRECOGNIZED_OPERATION,
+                    Some("only C-STORE and C-ECHO are served".to_string()),
+                ),
+            };
+            let comment = comment.map(|c| command::error_comment(&c));
+            let rsp = command::response(&cmd, status, comment.as_deref());
+            let sent = assoc
+                .send(&Pdu::PData {
+                    data: vec![PDataValue {
+                        presentation_context_id: pc,
+                        value_type: PDataValueType::Command,
+                        is_last: true,
+                        data: rsp,
+                    }],
+                })
+                .await;
+            if let Err(e) = sent {
+                break 'outer Some(describe(&e));
+            }
+        }
+    };
+    match abort_reason {
+        None => {
+            info!(message = "DIMSE association released.", association = id, calling_ae = %calling, stored, refused);
+        }
+        Some(reason) => {
+            metrics.associations_aborted.fetch_add(1, Relaxed);
+            warn!(message = "DIMSE association aborted.", association = id, calling_ae = %calling, reason = %reason, stored, refused);
+            let _ = assoc.abort().await;
+        }
+    }
+}
+
+/// A complete C-STORE-RQ.
+struct Received<'a> {
+    cmd: &'a Command,
+    pc: u8,
+    data: Option<Vec<u8>>,
+    too_large: bool,
+}
+
+/// Answers one complete C-STORE-RQ: the status and comment of the response.
+async fn store_one<S: Store>(
+    ctx: &Ctx<S>,
+    message: Received<'_>,
+    contexts: &Contexts,
+    (calling, route, addr, id, index): (&str, &str, SocketAddr, u64, u64),
+) -> (u16, Option<String>) {
+    let Some((abstract_syntax, ts)) = contexts.get(&message.pc) else {
+        return (
+            status::PROCESSING_FAILURE,
+            Some("no presentation context".into()),
+        );
+    };
+    if *abstract_syntax != message.cmd.affected_sop_class {
+        return (
+            status::SOP_CLASS_NOT_SUPPORTED,
+            Some("(0000,0002) AffectedSOPClassUID differs from the presentation context".into()),
+        );
+    }
+    if message.too_large {
+        return (
+            status::OUT_OF_RESOURCES,
+            Some("the instance is larger than the limit".into()),
+        );
+    }
+    let Some(bytes) = message.data else {
+        return (
+            status::CANNOT_UNDERSTAND,
+            Some("C-STORE without a data set".into()),
+        );
+    };
+    let request = StoreRequest {
+        calling_ae: calling.to_string(),
+        route: route.to_string(),
+        peer: addr,
+        association: id,
+        index,
+        transfer_syntax: ts.clone(),
+        bytes,
+    };
+    match ctx.store.store(request).await {
+        StoreOutcome::Stored => (status::SUCCESS, None),
+        StoreOutcome::Refused { status, comment } => {
+            debug!(message = "C-STORE refused.", association = id, index, status = format_args!("{status:#06X}"), reason = %comment);
+            (status, Some(comment))
+        }
+    }
+}
