@@ -25,6 +25,9 @@ pub struct Record {
     /// The route the instance came in on.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub route: Option<String>,
+    /// The calling AE title of the association, for instances received by DIMSE C-STORE.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub calling_ae: Option<String>,
     /// The de-identification profile's name.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub profile: Option<String>,

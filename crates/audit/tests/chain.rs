@@ -38,6 +38,7 @@ fn full(instance: &str) -> Record {
             ("replace_uid".into(), 3),
         ])),
         masked_regions: Some(2),
+        calling_ae: Some("MODALITY".into()),
         transfer_syntax_in: Some("1.2.840.10008.1.2.4.50".into()),
         transfer_syntax_out: Some("1.2.840.10008.1.2.1".into()),
         destination: Some("orthanc".into()),
