@@ -4,7 +4,9 @@
 //! - `keygen PATH` makes the pseudonymisation key that `batch` needs;
 //! - `profile list | show | check` inspects and validates de-identification profiles;
 //! - `audit verify FILE` checks the hash chain of an audit log;
-//! - `serve [--config FILE]` runs the gateway (STOW-RS in, de-identified instances out).
+//! - `serve [--config FILE]` runs the gateway (STOW-RS in, de-identified instances out);
+//! - `token new NAME` mints an ingest token for the gateway (printed once; the config keeps its
+//!   SHA-256).
 //!
 //! Nothing this program prints carries an element value or an original UID: per-file
 //! lines name paths and reasons, dry runs name tags and actions, and a panic prints
@@ -20,6 +22,7 @@ mod batch_cmd;
 mod keys;
 mod profile_cmd;
 mod serve_cmd;
+mod token_cmd;
 
 use std::num::NonZeroUsize;
 use std::path::PathBuf;
@@ -58,6 +61,9 @@ enum Command {
     Audit(audit_cmd::AuditCommand),
     /// Run the gateway: STOW-RS ingest, spool, forwarding (works with no config).
     Serve(serve_cmd::ServeArgs),
+    /// Make ingest tokens for the gateway.
+    #[command(subcommand)]
+    Token(token_cmd::TokenCommand),
 }
 
 /// Arguments of `dicom-deid batch`.
@@ -101,8 +107,11 @@ enum ProfileCommand {
 
 fn main() -> ExitCode {
     install_panic_hook();
-    init_logging();
     let cli = Cli::parse();
+    // `serve` sets up its logging once its config is read ([log], --log-format, --log-level).
+    if !matches!(cli.command, Command::Serve(_)) {
+        init_logging();
+    }
     let code = match cli.command {
         Command::Batch(args) => batch_cmd::run(args),
         Command::Keygen { path } => keys::keygen(&path),
@@ -111,6 +120,7 @@ fn main() -> ExitCode {
         Command::Profile(ProfileCommand::Check { files }) => profile_cmd::check(&files),
         Command::Audit(command) => audit_cmd::run(command),
         Command::Serve(args) => serve_cmd::run(args),
+        Command::Token(command) => token_cmd::run(command),
     };
     ExitCode::from(code)
 }

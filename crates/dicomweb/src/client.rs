@@ -290,6 +290,33 @@ impl StowClient {
     }
 }
 
+impl StowClient {
+    /// Whether the destination answers: sends `OPTIONS {base}studies` (no body, the
+    /// credentials attached) and returns the HTTP status of any answer, or the
+    /// [`RetryReason`] (`Network` or `Timeout`) when none came within `timeout` — no TCP
+    /// connection, a TLS failure (such as an untrusted certificate), or silence.
+    pub async fn probe(&self, timeout: Duration) -> Result<u16, RetryReason> {
+        let mut url = self.base.clone();
+        if let Ok(mut segments) = url.path_segments_mut() {
+            segments.pop_if_empty().push("studies");
+        }
+        let mut request = self
+            .http
+            .request(reqwest::Method::OPTIONS, url)
+            .timeout(timeout);
+        request = match &self.auth {
+            Auth::None => request,
+            Auth::Bearer(token) => request.bearer_auth(token.expose()),
+            Auth::Basic { user, password } => request.basic_auth(user, Some(password.expose())),
+        };
+        match request.send().await {
+            Ok(response) => Ok(response.status().as_u16()),
+            Err(e) if e.is_timeout() => Err(RetryReason::Timeout),
+            Err(_) => Err(RetryReason::Network),
+        }
+    }
+}
+
 /// Per-instance outcomes from an answer (200, 202, 409, other 2xx).
 fn classify(
     status: u16,

@@ -9,6 +9,11 @@
 //! Paths in a file are relative to the file's folder; a destination's `dir` is relative to the
 //! data directory. Secrets (bearer tokens, passwords) are only read from files named in the
 //! config (`token_file`, `password_file`), never written inline.
+//!
+//! Ingest tokens (`[[tokens]]`) are stored as the SHA-256 of the token, with a name and the
+//! routes the token may use; at least one is required when `listen` is not a loopback address.
+//! `[tls]` names a PEM certificate chain and key for the listener; `[log]` chooses the log
+//! format (`text` or `json`) and level for `dicom-deid serve`.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
@@ -38,7 +43,7 @@ const MIB: u64 = 1 << 20;
 #[derive(Debug, Clone, Default, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct RawConfig {
-    /// `host:port` to listen on (loopback only until ingest tokens exist).
+    /// `host:port` to listen on. Anything but loopback needs at least one `[[tokens]]` entry.
     pub listen: Option<String>,
     /// Where the key, spool, audit log and folder destinations live.
     pub data_dir: Option<PathBuf>,
@@ -53,6 +58,56 @@ pub struct RawConfig {
     /// Destinations. Default: `local`, a folder `<data_dir>/out`.
     #[serde(default)]
     pub destinations: Vec<RawDestination>,
+    /// Ingest tokens (hashed). None: ingest is open (loopback only).
+    #[serde(default)]
+    pub tokens: Vec<RawToken>,
+    /// TLS on the listener.
+    pub tls: Option<RawTls>,
+    /// Logging of `dicom-deid serve`.
+    #[serde(default)]
+    pub log: RawLog,
+}
+
+/// One `[[tokens]]` entry: `dicom-deid token new NAME` prints one.
+#[derive(Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct RawToken {
+    /// The token's name: logged for each request it lets in (the token never is).
+    pub name: String,
+    /// SHA-256 of the token, 64 hex digits.
+    pub sha256: String,
+    /// Names of the routes this token may use.
+    pub routes: Vec<String>,
+}
+
+impl fmt::Debug for RawToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RawToken")
+            .field("name", &self.name)
+            .field("sha256", &"**REDACTED**")
+            .field("routes", &self.routes)
+            .finish()
+    }
+}
+
+/// `[tls]`: the listener's certificate chain and private key, PEM.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct RawTls {
+    /// The certificate, then any intermediates.
+    pub cert_file: PathBuf,
+    /// The private key (not readable by others).
+    pub key_file: PathBuf,
+}
+
+/// `[log]`.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct RawLog {
+    /// `"text"` (default) or `"json"` (one JSON object per line).
+    pub format: Option<String>,
+    /// `error`, `warn`, `info` (default), `debug` or `trace`. `RUST_LOG`, when set, wins.
+    pub level: Option<String>,
 }
 
 /// `[limits]`.
@@ -223,12 +278,13 @@ impl RawConfig {
 
         let listen_text = self.listen.as_deref().unwrap_or(DEFAULT_LISTEN);
         let listen = match listen_text.parse::<SocketAddr>() {
-            Ok(addr) if !addr.ip().is_loopback() => {
+            Ok(addr) if !addr.ip().is_loopback() && self.tokens.is_empty() => {
                 problem(
                     "listen",
                     format!(
-                        "{addr} is not a loopback address; listening beyond this host needs ingest \
-                         tokens, which this version does not have yet (use 127.0.0.1 or ::1)"
+                        "{addr} is not a loopback address; listening beyond this host needs at \
+                         least one [[tokens]] entry (make one with `dicom-deid token new NAME`), \
+                         or use 127.0.0.1 or ::1"
                     ),
                 );
                 None
@@ -521,6 +577,72 @@ impl RawConfig {
             }
         }
 
+        // Tokens.
+        let mut tokens = Vec::new();
+        let mut token_names = BTreeSet::new();
+        let mut hashes = BTreeSet::new();
+        for (i, t) in self.tokens.iter().enumerate() {
+            let at = |k: &str| format!("tokens[{i}].{k}");
+            if let Err(reason) = check_name(&t.name) {
+                problem(&at("name"), reason);
+            } else if !token_names.insert(t.name.clone()) {
+                problem(&at("name"), format!("\"{}\" is defined twice", t.name));
+            }
+            // Never echo the value: it is the hash of a secret.
+            let hash = crate::auth::parse_hash(&t.sha256);
+            match hash {
+                None => problem(
+                    &at("sha256"),
+                    "must be 64 hex digits, the SHA-256 of the token (`dicom-deid token new \
+                     NAME` prints the line)"
+                        .into(),
+                ),
+                Some(h) if !hashes.insert(h) => {
+                    problem(&at("sha256"), "the same token is configured twice".into())
+                }
+                Some(_) => {}
+            }
+            if t.routes.is_empty() {
+                problem(&at("routes"), "name at least one route".into());
+            }
+            for (j, r) in t.routes.iter().enumerate() {
+                if !route_names.contains(r) {
+                    problem(
+                        &format!("tokens[{i}].routes[{j}]"),
+                        format!("no route is named \"{r}\""),
+                    );
+                }
+            }
+            if let Some(sha256) = hash {
+                tokens.push(crate::auth::TokenEntry {
+                    name: t.name.clone(),
+                    sha256,
+                    routes: t.routes.iter().cloned().collect(),
+                });
+            }
+        }
+
+        let tls = self.tls.as_ref().map(|t| TlsConfig {
+            cert_file: resolve(&t.cert_file),
+            key_file: resolve(&t.key_file),
+        });
+
+        let format = match self.log.format.as_deref() {
+            None | Some("text") => LogFormat::Text,
+            Some("json") => LogFormat::Json,
+            Some(_) => {
+                problem("log.format", "must be \"text\" or \"json\"".into());
+                LogFormat::Text
+            }
+        };
+        let level = self.log.level.clone();
+        if level.as_deref().is_some_and(|l| !LOG_LEVELS.contains(&l)) {
+            problem(
+                "log.level",
+                "must be one of error, warn, info, debug, trace".into(),
+            );
+        }
+
         if !problems.is_empty() {
             return Err(ConfigError { problems });
         }
@@ -533,6 +655,9 @@ impl RawConfig {
             limits,
             routes,
             destinations,
+            tokens: crate::auth::Tokens::new(tokens),
+            tls,
+            log: LogConfig { format, level },
         })
     }
 }
@@ -577,8 +702,9 @@ fn profile_spec(spec: &str, resolve: &impl Fn(&Path) -> PathBuf) -> String {
     }
 }
 
-/// Route and destination names: what the spool accepts as a destination name.
-fn check_name(name: &str) -> Result<(), String> {
+/// Route, destination and token names: 1-64 of `A-Z a-z 0-9 _ - .`, not starting with `.`
+/// (what the spool accepts as a destination name).
+pub fn check_name(name: &str) -> Result<(), String> {
     let ok_first = name
         .bytes()
         .next()
@@ -623,6 +749,36 @@ fn check_path(path: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// The levels `[log] level` takes.
+pub const LOG_LEVELS: [&str; 5] = ["error", "warn", "info", "debug", "trace"];
+
+/// Where the listener's certificate and key are.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsConfig {
+    /// PEM certificate chain.
+    pub cert_file: PathBuf,
+    /// PEM private key.
+    pub key_file: PathBuf,
+}
+
+/// How `serve` logs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// `[log]`, validated.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogConfig {
+    /// The format.
+    pub format: LogFormat,
+    /// One of [`LOG_LEVELS`], or `None` for the default.
+    pub level: Option<String>,
+}
+
 /// A validated configuration: every default resolved, nothing opened yet.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Config {
@@ -642,6 +798,12 @@ pub struct Config {
     pub routes: Vec<RouteConfig>,
     /// Destinations.
     pub destinations: Vec<DestinationConfig>,
+    /// Ingest tokens (empty: ingest is open; only on loopback).
+    pub tokens: crate::auth::Tokens,
+    /// TLS on the listener.
+    pub tls: Option<TlsConfig>,
+    /// Logging.
+    pub log: LogConfig,
 }
 
 /// A validated route.
@@ -777,6 +939,16 @@ pub enum BuildError {
         /// Why.
         reason: String,
     },
+    /// The listener's TLS certificate or key
+    #[snafu(display("{origin}: {key}: {reason}"))]
+    Tls {
+        /// The config file.
+        origin: String,
+        /// `tls.cert_file` or `tls.key_file`.
+        key: String,
+        /// Why.
+        reason: String,
+    },
     /// The spool
     #[snafu(display("spool: {source}"))]
     Spool {
@@ -888,7 +1060,21 @@ impl Config {
             });
         }
 
+        let tls = match &self.tls {
+            None => None,
+            Some(t) => Some(
+                crate::tls::server_config(&t.cert_file, &t.key_file).map_err(|(key, reason)| {
+                    BuildError::Tls {
+                        origin: origin.clone(),
+                        key: key.to_string(),
+                        reason,
+                    }
+                })?,
+            ),
+        };
+
         let mut destinations = Vec::new();
+        let mut probes = Vec::new();
         for (j, d) in self.destinations.iter().enumerate() {
             let sink = match &d.kind {
                 DestinationKind::Folder { dir } => {
@@ -896,6 +1082,10 @@ impl Config {
                         path: dir.clone(),
                         source,
                     })?;
+                    probes.push(crate::ops::Probe::Folder {
+                        name: d.name.clone(),
+                        dir: dir.clone(),
+                    });
                     Sink::Folder { dir: dir.clone() }
                 }
                 DestinationKind::Stow {
@@ -946,6 +1136,10 @@ impl Config {
                         name: d.name.clone(),
                         reason: e.to_string(),
                     })?;
+                    probes.push(crate::ops::Probe::Stow {
+                        name: d.name.clone(),
+                        client: client.clone(),
+                    });
                     Sink::Stow { client }
                 }
             };
@@ -987,7 +1181,13 @@ impl Config {
             forwarder.notifier(),
             self.limits.clone(),
             forward_metrics,
+            self.tokens.clone(),
+            probes,
         );
-        Ok(Gateway { state, forwarder })
+        Ok(Gateway {
+            state,
+            forwarder,
+            tls,
+        })
     }
 }

@@ -4,12 +4,21 @@
 //! - [`config`]: `RawConfig` (TOML) → `validate()` → `Config::build()` → a [`Gateway`].
 //! - [`app`]: the axum router (one for `serve` and for tests): `POST {route}/studies`,
 //!   `POST {route}/studies/{uid}`, `GET /healthz`, `GET /readyz`, `GET /metrics`.
-//! - [`run`]: serves an [`AppState`] on a listener the caller owns, runs the forwarder beside
-//!   it, and stops both when the caller's shutdown future resolves (in-flight requests finish;
-//!   the spool keeps whatever was not delivered).
+//! - [`auth`]: ingest tokens (stored as SHA-256 hashes, each allowed a set of routes), checked
+//!   on every STOW route before the body is read; required when `listen` is not loopback.
+//! - [`tls`]: optional TLS on the listener (`[tls] cert_file, key_file`, rustls).
+//! - [`run`]: serves an [`AppState`] on a listener the caller owns (in clear or TLS, headers
+//!   and connections bounded: see [`listen`]), runs the forwarder beside it, and stops both
+//!   when the caller's shutdown future resolves (in-flight requests finish; the spool keeps
+//!   whatever was not delivered).
+//! - `/readyz` checks the spool and every destination; `/metrics` is Prometheus text with
+//!   counters, spool gauges, and request-duration and delivery-latency histograms ([`ops`]).
 //!
-//! What it does not do (yet): ingest tokens and TLS on the listener (so `validate` refuses a
-//! non-loopback `listen`), DIMSE, latency histograms, JSON logs.
+//! Nothing in a request can name a file: routes are fixed at start, the `{uid}` of
+//! `/studies/{uid}` must be a UID (else 400 before the body is read) and is only compared with
+//! the instances' own, and stored files are named by the spool and by new UIDs.
+//!
+//! What it does not do (yet): DIMSE.
 //!
 //! An instance is answered "stored" (listed in ReferencedSOPSequence) only after its
 //! de-identified bytes were put durably in the spool for **every** destination of its route.
@@ -25,18 +34,24 @@
 //! # Ok(()) }
 //! ```
 
+pub mod auth;
 pub mod config;
 mod ingest;
-mod ops;
+pub mod listen;
+pub mod ops;
 mod originals;
+pub mod tls;
 
 use std::future::Future;
 use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
 use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::http::HeaderMap;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
 use dicom_deid_audit::AuditLog;
@@ -45,6 +60,7 @@ use dicom_deid_forward::{Forwarder, Metrics, Notifier};
 use dicom_deid_spool::Spool;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
+use tracing::Instrument;
 
 /// Bounds on ingest and the spool (see [`config::RawLimits`] for the defaults).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -125,6 +141,9 @@ struct Inner {
     bytes: Arc<Semaphore>,
     metrics: IngestMetrics,
     forward_metrics: Arc<Metrics>,
+    tokens: auth::Tokens,
+    probes: Vec<ops::Probe>,
+    requests_metrics: ops::RequestMetrics,
 }
 
 impl std::fmt::Debug for AppState {
@@ -138,7 +157,9 @@ impl std::fmt::Debug for AppState {
 }
 
 impl AppState {
-    /// Assembles the state (normally done by [`config::Config::build`]).
+    /// Assembles the state (normally done by [`config::Config::build`]); `tokens` guard the
+    /// STOW routes (empty: open), `probes` are the destinations `/readyz` checks.
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         routes: Vec<Routing>,
         spool: Spool,
@@ -147,6 +168,8 @@ impl AppState {
         notifier: Notifier,
         limits: Limits,
         forward_metrics: Arc<Metrics>,
+        tokens: auth::Tokens,
+        probes: Vec<ops::Probe>,
     ) -> AppState {
         let kib = usize::try_from(limits.max_in_flight_bytes.div_ceil(1024))
             .unwrap_or(usize::MAX)
@@ -164,6 +187,9 @@ impl AppState {
                 limits,
                 metrics: IngestMetrics::default(),
                 forward_metrics,
+                tokens,
+                probes,
+                requests_metrics: ops::RequestMetrics::default(),
             }),
         }
     }
@@ -195,6 +221,8 @@ pub struct Gateway {
     pub state: AppState,
     /// Delivers from the spool; [`run`] runs it.
     pub forwarder: Forwarder,
+    /// TLS for the listener (`[tls]`), or `None` for clear HTTP.
+    pub tls: Option<Arc<rustls::ServerConfig>>,
 }
 
 /// The router: ingest routes from the state, plus `/healthz`, `/readyz` and `/metrics`.
@@ -210,7 +238,7 @@ pub fn app(state: AppState) -> Router {
             .route(
                 &format!("{}/studies", route.path),
                 post(move |st: State<AppState>, headers: HeaderMap, body: Body| {
-                    ingest::stow(st, r1.clone(), None, headers, body)
+                    guarded(st, r1.clone(), None, headers, body)
                 }),
             )
             .route(
@@ -220,12 +248,73 @@ pub fn app(state: AppState) -> Router {
                           Path(study): Path<String>,
                           headers: HeaderMap,
                           body: Body| {
-                        ingest::stow(st, r2.clone(), Some(study), headers, body)
+                        guarded(st, r2.clone(), Some(study), headers, body)
                     },
                 ),
             );
     }
     router.with_state(state)
+}
+
+/// A STOW request: the token (if tokens are configured), then the `{uid}` of `/studies/{uid}`
+/// (a UID, or 400), then ingest inside a span naming the route and the token; the response's
+/// status and duration go to the request metrics. Nothing is read from the body before the
+/// checks pass.
+async fn guarded(
+    State(state): State<AppState>,
+    route: Arc<Routing>,
+    study: Option<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let started = Instant::now();
+    let metrics = &state.inner.requests_metrics;
+    let token = match state.inner.tokens.check(&headers, &route.name) {
+        Ok(token) => token.map(str::to_owned),
+        Err(denied) => {
+            match &denied {
+                auth::Denied::Forbidden { token } => tracing::warn!(
+                    message = "STOW request refused: the token may not use this route.",
+                    route = %route.name,
+                    token = %token,
+                ),
+                other => tracing::info!(
+                    message = "STOW request refused: no valid token.",
+                    route = %route.name,
+                    reason = other.label(),
+                ),
+            }
+            let response = denied.clone().into_response();
+            metrics.refused(denied.label(), response.status());
+            return response;
+        }
+    };
+    if study
+        .as_deref()
+        .is_some_and(|s| !dicom_deid_forward::is_uid(s))
+    {
+        tracing::info!(
+            message = "STOW request refused: the study in the path is not a UID.",
+            route = %route.name,
+        );
+        metrics.refused("bad_study", StatusCode::BAD_REQUEST);
+        let mut res = (
+            StatusCode::BAD_REQUEST,
+            "the study in /studies/{uid} must be a UID (digits and dots, at most 64)\n",
+        )
+            .into_response();
+        res.headers_mut().insert(
+            axum::http::header::CONTENT_TYPE,
+            axum::http::HeaderValue::from_static("text/plain; charset=utf-8"),
+        );
+        return res;
+    }
+    let span = tracing::info_span!("stow", route = %route.name, token = token.as_deref());
+    let response = ingest::stow(State(state.clone()), route, study, headers, body)
+        .instrument(span)
+        .await;
+    metrics.observe(started.elapsed(), response.status());
+    response
 }
 
 /// Serves `gateway` on `listener` and runs its forwarder until `shutdown` resolves; then stops
@@ -236,19 +325,18 @@ pub async fn run(
     gateway: Gateway,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let Gateway { state, forwarder } = gateway;
+    let Gateway {
+        state,
+        forwarder,
+        tls,
+    } = gateway;
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let mut forward_rx = stop_rx.clone();
     let forwarding = tokio::spawn(forwarder.run(async move {
         let _ = forward_rx.wait_for(|stop| *stop).await;
     }));
     let audit = state.inner.audit.clone();
-    let served = axum::serve(listener, app(state))
-        .with_graceful_shutdown(async move {
-            shutdown.await;
-            tracing::info!(message = "Shutting down: finishing in-flight requests.");
-        })
-        .await;
+    let served = listen::serve(listener, app(state), tls, shutdown).await;
     let _ = stop_tx.send(true);
     let _ = forwarding.await;
     let _ = tokio::task::spawn_blocking(move || {
