@@ -44,12 +44,12 @@
 //!     }
 //! }
 //!
-//! # async fn demo() -> std::io::Result<()> {
+//! # async fn demo(stop: tokio::sync::oneshot::Receiver<()>) -> std::io::Result<()> {
 //! let mut config = ScpConfig::new("DEID");
 //! config.peers.push(Peer { ae_title: "MODALITY".into(), route: "default".into(), addresses: vec![] });
 //! let listener = tokio::net::TcpListener::bind("127.0.0.1:11112").await?;
 //! dicom_deid_dimse::serve(listener, Arc::new(config), Arc::new(Discard),
-//!     Arc::new(ScpMetrics::default()), async { let _ = tokio::signal::ctrl_c().await; }).await
+//!     Arc::new(ScpMetrics::default()), async { let _ = stop.await; }).await
 //! # }
 //! ```
 
@@ -57,6 +57,8 @@ pub mod command;
 pub mod meta;
 mod scp;
 pub mod sop;
+#[cfg(feature = "testing")]
+pub mod testing;
 
 use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
@@ -104,7 +106,7 @@ pub struct Peer {
 }
 
 /// How the SCP behaves. Build with [`ScpConfig::new`] and change fields.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ScpConfig {
     /// This SCP's AE title; associations calling another title are rejected.
     pub ae_title: String,

@@ -2,12 +2,14 @@
 //! recording store in place of the gateway. DCMTK missing: a loud skip on a developer box, a
 //! failure under `CI=true`.
 
-use std::collections::{BTreeMap, HashSet};
-use std::path::{Path, PathBuf};
+use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use dicom_deid_dimse::{sop, Peer, ScpConfig, ScpMetrics, Store, StoreOutcome, StoreRequest};
+use dicom_deid_dimse::testing::{
+    self, corpus_groups, dcmtk, proposal, run_tool as run, scu_args as args,
+};
+use dicom_deid_dimse::{Peer, ScpConfig, ScpMetrics, Store, StoreOutcome, StoreRequest};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
@@ -107,141 +109,8 @@ async fn start(config: ScpConfig, store: Recorder) -> Scp {
     }
 }
 
-/// A DCMTK tool, or `None` (said loudly) when absent outside CI.
-fn dcmtk(tool: &str) -> Option<PathBuf> {
-    for dir in std::env::var("PATH").unwrap_or_default().split(':') {
-        let p = Path::new(dir).join(tool);
-        if p.is_file() {
-            return Some(p);
-        }
-    }
-    assert!(
-        std::env::var("CI").map_or(true, |v| v != "true"),
-        "CI=true but DCMTK's {tool} is not installed (apt-get install dcmtk)"
-    );
-    eprintln!("\n!!! SKIPPED: DCMTK's {tool} is not installed (apt-get install dcmtk) !!!\n");
-    None
-}
-
-struct Run {
-    ok: bool,
-    log: String,
-}
-
-async fn run(tool: &Path, args: &[String]) -> Run {
-    let out = tokio::process::Command::new(tool)
-        .args(args)
-        .env("TCP_NODELAY", "1")
-        .output()
-        .await
-        .unwrap();
-    Run {
-        ok: out.status.success(),
-        log: format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        ),
-    }
-}
-
-fn args(port: u16, calling: &str, called: &str, extra: &[&str], files: &[PathBuf]) -> Vec<String> {
-    let mut a: Vec<String> = vec![
-        "-v".into(),
-        "-aet".into(),
-        calling.into(),
-        "-aec".into(),
-        called.into(),
-    ];
-    a.extend(extra.iter().map(|s| s.to_string()));
-    if !files.is_empty() {
-        // storescu: propose exactly the SOP classes of the files (its default list is fixed).
-        a.push("-R".into());
-    }
-    a.push("127.0.0.1".into());
-    a.push(port.to_string());
-    a.extend(files.iter().map(|f| f.display().to_string()));
-    a
-}
-
-/// The file's transfer syntax and SOP Class UID (from its meta), SOP Instance UID (from its
-/// data set; empty for deflated files, which the test does not inflate).
-fn try_describe(bytes: &[u8]) -> Option<(String, String, String)> {
-    let limits = dicom_deid_wire::Limits::default();
-    let raw = dicom_deid_wire::read_file(bytes, &limits).ok()?;
-    let class = raw
-        .meta
-        .media_storage_sop_class_uid
-        .clone()
-        .unwrap_or_default();
-    let instance = if raw.syntax.deflated {
-        String::new()
-    } else {
-        let ds = dicom_deid_wire::parse_dataset(raw.body, raw.syntax, &limits).ok()?;
-        ds.str(0x0008_0018).unwrap_or_default().to_string()
-    };
-    Some((raw.transfer_syntax_uid.clone(), class, instance))
-}
-
 fn describe(bytes: &[u8]) -> (String, String, String) {
-    try_describe(bytes).expect("readable by dicom-deid-wire")
-}
-
-/// storescu's proposal option for each transfer syntax of the corpus it can send as is.
-const PROPOSALS: &[(&str, &str)] = &[
-    ("1.2.840.10008.1.2.1", "-xe"),
-    ("1.2.840.10008.1.2", "-xi"),
-    ("1.2.840.10008.1.2.2", "-xb"),
-    ("1.2.840.10008.1.2.1.99", "-xd"),
-    ("1.2.840.10008.1.2.4.50", "-xy"),
-    ("1.2.840.10008.1.2.4.51", "-xx"),
-    ("1.2.840.10008.1.2.4.70", "-xs"),
-    ("1.2.840.10008.1.2.4.80", "-xt"),
-    ("1.2.840.10008.1.2.4.81", "-xu"),
-    ("1.2.840.10008.1.2.4.90", "-xv"),
-    ("1.2.840.10008.1.2.4.91", "-xw"),
-    ("1.2.840.10008.1.2.5", "-xr"),
-];
-
-/// Up to `per_syntax` well-formed corpus files per transfer syntax of [`PROPOSALS`], with a
-/// storage SOP class, grouped by syntax.
-fn corpus_groups(per_syntax: usize) -> Option<BTreeMap<String, Vec<PathBuf>>> {
-    let corpus = dicom_deid_wire::testing::shared_corpus()?;
-    let mut reader = csv::Reader::from_path(corpus.join("MANIFEST.csv")).unwrap();
-    let headers = reader.headers().unwrap().clone();
-    let col = |name: &str| headers.iter().position(|h| h == name).unwrap();
-    let (path, ts, meta, parse, notes) = (
-        col("path"),
-        col("transfer_syntax_uid"),
-        col("has_file_meta"),
-        col("pydicom_parse"),
-        col("notes"),
-    );
-    let mut groups: BTreeMap<String, Vec<PathBuf>> = BTreeMap::new();
-    for row in reader.records() {
-        let row = row.unwrap();
-        let notes = row[notes].to_ascii_uppercase();
-        if row[meta] != *"True"
-            || row[parse] != *"ok"
-            || notes.contains("MALFORMED")
-            || notes.contains("ODD")
-            || !PROPOSALS.iter().any(|(t, _)| *t == &row[ts])
-        {
-            continue;
-        }
-        let file = corpus.join(&row[path]);
-        let Ok(bytes) = std::fs::read(&file) else {
-            continue;
-        };
-        let Some((_, class, _)) = try_describe(&bytes) else {
-            continue;
-        };
-        let group = groups.entry(row[ts].to_string()).or_default();
-        if sop::is_storage(&class) && group.len() < per_syntax {
-            group.push(file);
-        }
-    }
-    Some(groups)
+    testing::describe(bytes).expect("readable by dicom-deid-wire")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -252,7 +121,10 @@ async fn storescu_sends_the_corpus_over_concurrent_associations_and_echoscu_is_a
     let Some(groups) = corpus_groups(3) else {
         return;
     };
-    let scp = start(config(), Recorder::default()).await;
+    // One association per syntax at once: room for all of them.
+    let mut c = config();
+    c.max_associations = testing::PROPOSALS.len();
+    let scp = start(c, Recorder::default()).await;
 
     let echo = run(&echoscu, &args(scp.port, "MODALITY", "DEID", &[], &[])).await;
     assert!(echo.ok, "echoscu failed:\n{}", echo.log);
@@ -260,8 +132,7 @@ async fn storescu_sends_the_corpus_over_concurrent_associations_and_echoscu_is_a
     // One storescu per transfer syntax, all at once (several associations in parallel).
     let mut runs = Vec::new();
     for (ts, files) in &groups {
-        let option = PROPOSALS.iter().find(|(t, _)| t == ts).unwrap().1;
-        let a = args(scp.port, "MODALITY", "DEID", &[option], files);
+        let a = args(scp.port, "MODALITY", "DEID", &[proposal(ts)], files);
         let tool = storescu.clone();
         runs.push((
             ts.clone(),
@@ -273,8 +144,7 @@ async fn storescu_sends_the_corpus_over_concurrent_associations_and_echoscu_is_a
     for (ts, files, handle) in runs {
         let r = handle.await.unwrap();
         assert!(r.ok, "storescu for {ts} failed:\n{}", r.log);
-        let successes = r.log.matches("Received Store Response (Success)").count();
-        assert_eq!(successes, files.len(), "{ts}:\n{}", r.log);
+        assert_eq!(r.successes(), files.len(), "{ts}:\n{}", r.log);
         sent += files.len();
     }
     assert!(
