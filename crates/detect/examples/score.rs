@@ -19,7 +19,37 @@ fn main() {
         );
     }
     let set = synth::standard_set(per_kind, seed);
-    let classical = Classical::new();
+    let mut classical = Classical::new();
+    // Tuning experiments: DETECT_<FIELD>=value overrides a parameter (not for production).
+    let env = |k: &str| std::env::var(format!("DETECT_{k}")).ok();
+    let p = &mut classical.params;
+    if let Some(v) = env("ON") {
+        p.on = v.parse().expect("DETECT_ON");
+    }
+    if let Some(v) = env("ON_STRONG") {
+        p.on_strong = v.parse().expect("DETECT_ON_STRONG");
+    }
+    if let Some(v) = env("MEAN_ON") {
+        p.mean_on = v.parse().expect("DETECT_MEAN_ON");
+    }
+    if let Some(v) = env("FLAT") {
+        p.max_flatness = v.parse().expect("DETECT_FLAT");
+    }
+    if let Some(v) = env("TEXT_FLAT") {
+        p.max_text_flatness = v.parse().expect("DETECT_TEXT_FLAT");
+    }
+    if let Some(v) = env("SIGMAS") {
+        p.min_contrast_sigmas = v.parse().expect("DETECT_SIGMAS");
+    }
+    if let Some(v) = env("FLAT1") {
+        p.max_flatness_single = v.parse().expect("DETECT_FLAT1");
+    }
+    if let Some(v) = env("SHARE") {
+        p.max_text_share = v.parse().expect("DETECT_SHARE");
+    }
+    if let Some(v) = env("SEP") {
+        p.min_separation = v.parse().expect("DETECT_SEP");
+    }
     let report = score::evaluate(
         &[&classical as &dyn Detector],
         &set,

@@ -34,6 +34,9 @@ pub struct Params {
     pub window_radius: usize,
     /// Top-hat value at which a pixel becomes a candidate glyph pixel.
     pub on: u8,
+    /// A second, higher level tried as well: over texture, the texture's own peaks join the
+    /// glyphs at `on`, while at this level only the (stronger) text remains.
+    pub on_strong: u8,
     /// Minimum mean top-hat over a component.
     pub mean_on: u8,
     /// Smallest and largest glyph height (across the line), in pixels.
@@ -42,8 +45,17 @@ pub struct Params {
     pub max_height: u32,
     /// Minimum distance between the two classes' means inside a line box.
     pub min_separation: f32,
-    /// Maximum ratio of the flatter class's standard deviation to the separation.
+    /// Maximum ratio of the background class's standard deviation to the separation.
     pub max_flatness: f32,
+    /// Maximum ratio of the text class's standard deviation to the separation, when the
+    /// background is not flat (text over texture); the separation must then also be at least
+    /// `min_contrast_sigmas` background deviations.
+    pub max_text_flatness: f32,
+    /// See `max_text_flatness`.
+    pub min_contrast_sigmas: f32,
+    /// Largest share of a box's pixels the text class may take (the background is the
+    /// majority around text; a flat minority class is a blob, not a background).
+    pub max_text_share: f32,
     /// The same ratio for a lone glyph (stricter: one component is weak evidence).
     pub max_flatness_single: f32,
 }
@@ -53,12 +65,16 @@ impl Default for Params {
         Params {
             window_radius: 7,
             on: 32,
+            on_strong: 96,
             mean_on: 48,
             min_height: 4,
             max_height: 64,
             min_separation: 24.0,
             max_flatness: 0.22,
-            max_flatness_single: 0.15,
+            max_text_flatness: 0.12,
+            min_contrast_sigmas: 3.5,
+            max_text_share: 0.5,
+            max_flatness_single: 0.18,
         }
     }
 }
@@ -112,8 +128,11 @@ impl Detector for Classical {
                     bright,
                     &mut scratch,
                 );
-                let comps = components(&th, w, h, self.params.on);
-                rects.extend(self.lines(&plane, w, h, bright, comps));
+                for on in [self.params.on, self.params.on_strong] {
+                    let comps = components(&th, w, h, on);
+                    let mean_on = self.params.mean_on.max(on.saturating_add(on / 2));
+                    rects.extend(self.lines(&plane, w, h, bright, comps, mean_on));
+                }
             }
         }
         merge(rects)
@@ -275,7 +294,15 @@ fn components(th: &[u8], w: usize, h: usize, on: u8) -> Vec<Comp> {
 
 impl Classical {
     /// Glyph components → text lines → verified, padded boxes.
-    fn lines(&self, plane: &[u8], w: usize, h: usize, bright: bool, comps: Vec<Comp>) -> Vec<Rect> {
+    fn lines(
+        &self,
+        plane: &[u8],
+        w: usize,
+        h: usize,
+        bright: bool,
+        comps: Vec<Comp>,
+        mean_on: u8,
+    ) -> Vec<Rect> {
         let p = &self.params;
         let glyphs: Vec<Comp> = comps
             .into_iter()
@@ -284,7 +311,7 @@ impl Classical {
                 c.area >= 4
                     && cw.max(ch) <= p.max_height * 12
                     && cw.min(ch) <= p.max_height
-                    && c.sum >= p.mean_on as u32 * c.area
+                    && c.sum >= mean_on as u32 * c.area
                     && c.fill() >= 0.08
             })
             .collect();
@@ -304,8 +331,29 @@ impl Classical {
                 if members.len() < 2 || members.iter().all(|&i| glyphs[i].is_bar()) {
                     continue;
                 }
-                let (bbox, height) = line_box(&glyphs, &members, vertical);
-                if self.verify(plane, w, h, bright, bbox, height, p.max_flatness) {
+                let (bbox, median) = line_box(&glyphs, &members, vertical);
+                let across = if vertical { bbox.width } else { bbox.height };
+                // Text lines are straight: glyphs drifting across the line (a vessel, a curve
+                // broken into pieces) make it much taller than its glyphs.
+                if across > 2 * median + 2 {
+                    continue;
+                }
+                let height = median.max(across / 2);
+                // Over texture only a line of three or more glyphs is evidence enough (two
+                // pieces of a vessel look like two glyphs), and only when its glyphs are of
+                // one height (Doppler blobs and speckle are not).
+                let textured_ok =
+                    members.len() >= 3 && uniform_heights(&glyphs, &members, vertical);
+                if self.verify(
+                    plane,
+                    w,
+                    h,
+                    bright,
+                    bbox,
+                    height,
+                    p.max_flatness,
+                    textured_ok,
+                ) {
                     for &i in &members {
                         used[i] = true;
                     }
@@ -318,9 +366,10 @@ impl Classical {
             let (gw, gh) = (g.w(), g.h());
             let tall = gh.max(gw);
             if used[i]
-                || tall < 8
-                || tall > p.max_height
+                || tall < 5
+                || tall > p.max_height * 3 / 4
                 || gw.min(gh) * 4 < tall
+                || gw.min(gh) < 3
                 || g.is_bar()
                 || g.fill() < 0.15
             {
@@ -332,7 +381,16 @@ impl Classical {
                 width: gw,
                 height: gh,
             };
-            if self.verify(plane, w, h, bright, bbox, tall, p.max_flatness_single) {
+            if self.verify(
+                plane,
+                w,
+                h,
+                bright,
+                bbox,
+                tall,
+                p.max_flatness_single,
+                false,
+            ) {
                 out.push(pad(bbox, tall, w, h));
             }
         }
@@ -350,6 +408,7 @@ impl Classical {
         bbox: Rect,
         height: u32,
         max_flatness: f32,
+        over_texture_ok: bool,
     ) -> bool {
         let m = (height / 4).max(1);
         let r = bbox.padded(m, w as u32, h as u32);
@@ -363,6 +422,7 @@ impl Classical {
         let Some(split) = Split::otsu(&hist) else {
             return false;
         };
+        let p = &self.params;
         let (fg, bg) = if bright {
             (split.high, split.low)
         } else {
@@ -371,9 +431,12 @@ impl Classical {
         let sep = (split.high.mean - split.low.mean).abs();
         let total = (fg.n + bg.n) as f32;
         let share = fg.n as f32 / total;
-        sep >= self.params.min_separation
-            && (0.03..=0.75).contains(&share)
-            && fg.std.min(bg.std) <= max_flatness * sep
+        sep >= p.min_separation
+            && (0.03..=p.max_text_share).contains(&share)
+            && (bg.std <= max_flatness * sep
+                || (over_texture_ok
+                    && fg.std <= p.max_text_flatness * sep
+                    && sep >= p.min_contrast_sigmas * bg.std))
     }
 }
 
@@ -504,7 +567,7 @@ fn group(
     lines
 }
 
-/// The bounding box of a line and its height (the median extent across the line).
+/// The bounding box of a line and the median extent of its glyphs across the line.
 fn line_box(glyphs: &[Comp], members: &[usize], vertical: bool) -> (Rect, u32) {
     let (mut x0, mut y0, mut x1, mut y1) = (u32::MAX, u32::MAX, 0, 0);
     let mut heights: Vec<u32> = Vec::with_capacity(members.len());
@@ -524,8 +587,24 @@ fn line_box(glyphs: &[Comp], members: &[usize], vertical: bool) -> (Rect, u32) {
         width: x1 - x0 + 1,
         height: y1 - y0 + 1,
     };
-    let across = if vertical { rect.width } else { rect.height };
-    (rect, heights[heights.len() / 2].max(across / 2))
+    (rect, heights[heights.len() / 2])
+}
+
+/// Whether the glyphs' extents across the line are alike (coefficient of variation < 0.25,
+/// ignoring the smallest quarter: dots and commas).
+fn uniform_heights(glyphs: &[Comp], members: &[usize], vertical: bool) -> bool {
+    let mut hs: Vec<f32> = members
+        .iter()
+        .map(|&i| {
+            let (a0, a1) = glyphs[i].across(vertical);
+            (a1 - a0 + 1) as f32
+        })
+        .collect();
+    hs.sort_by(f32::total_cmp);
+    let hs = &hs[hs.len() / 4..];
+    let mean = hs.iter().sum::<f32>() / hs.len() as f32;
+    let var = hs.iter().map(|h| (h - mean) * (h - mean)).sum::<f32>() / hs.len() as f32;
+    var.sqrt() < 0.25 * mean
 }
 
 fn pad(r: Rect, height: u32, w: usize, h: usize) -> Rect {
