@@ -146,3 +146,163 @@ pub fn files_under(dir: &Path) -> Vec<PathBuf> {
     out.sort();
     out
 }
+
+/// What the test STOW destination saw of one POST.
+#[derive(Debug, Clone)]
+pub struct Seen {
+    /// The `Authorization` header, if any.
+    pub authorization: Option<String>,
+    /// Parts in the body (counted by their `Content-Type: application/dicom` lines).
+    pub parts: usize,
+}
+
+/// A tiny STOW-RS destination on 127.0.0.1 (HTTPS when given a PKI): `OPTIONS` and `POST`
+/// `/dicom-web/studies`, answering 401 unless the `Authorization` header is one of `accept`
+/// (when `accept` is not empty), else 200 (which the client reads as "all stored").
+pub struct StowResponder {
+    /// Where it listens.
+    pub addr: SocketAddr,
+    /// The POSTs it accepted.
+    pub seen: std::sync::Arc<std::sync::Mutex<Vec<Seen>>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl StowResponder {
+    /// Starts it; `accept` lists the `Authorization` values it takes (empty: any).
+    pub async fn start(pki: Option<&Pki>, accept: Vec<String>) -> StowResponder {
+        use axum::http::{HeaderMap, StatusCode};
+        use axum::routing::post;
+        let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let accept = std::sync::Arc::new(accept);
+        let allowed = {
+            let accept = accept.clone();
+            move |headers: &HeaderMap| {
+                let value = headers
+                    .get("authorization")
+                    .and_then(|v| v.to_str().ok())
+                    .map(str::to_string);
+                let ok = accept.is_empty() || value.as_ref().is_some_and(|v| accept.contains(v));
+                (ok, value)
+            }
+        };
+        let allowed2 = allowed.clone();
+        let seen2 = seen.clone();
+        let router = axum::Router::new().route(
+            "/dicom-web/studies",
+            post(move |headers: HeaderMap, body: axum::body::Bytes| {
+                let seen = seen2.clone();
+                let allowed = allowed2.clone();
+                async move {
+                    let (ok, authorization) = allowed(&headers);
+                    if !ok {
+                        return (StatusCode::UNAUTHORIZED, String::new());
+                    }
+                    let text = String::from_utf8_lossy(&body).to_ascii_lowercase();
+                    let parts = text.matches("content-type: application/dicom").count();
+                    seen.lock().unwrap().push(Seen {
+                        authorization,
+                        parts,
+                    });
+                    (StatusCode::OK, "{}".to_string())
+                }
+            })
+            .options(move |headers: HeaderMap| {
+                let allowed = allowed.clone();
+                async move {
+                    if allowed(&headers).0 {
+                        StatusCode::NO_CONTENT
+                    } else {
+                        StatusCode::UNAUTHORIZED
+                    }
+                }
+            }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let acceptor = pki.map(|p| {
+            tokio_rustls::TlsAcceptor::from(
+                dicom_deid_server::tls::server_config(&p.cert, &p.key).unwrap(),
+            )
+        });
+        let task = tokio::spawn(async move {
+            loop {
+                let Ok((tcp, _)) = listener.accept().await else {
+                    continue;
+                };
+                let router = router.clone();
+                let acceptor = acceptor.clone();
+                tokio::spawn(async move {
+                    let service = hyper_util::service::TowerToHyperService::new(router);
+                    let builder = hyper::server::conn::http1::Builder::new();
+                    match acceptor {
+                        None => {
+                            let _ = builder
+                                .serve_connection(hyper_util::rt::TokioIo::new(tcp), service)
+                                .await;
+                        }
+                        Some(a) => {
+                            if let Ok(tls) = a.accept(tcp).await {
+                                let _ = builder
+                                    .serve_connection(hyper_util::rt::TokioIo::new(tls), service)
+                                    .await;
+                            }
+                        }
+                    }
+                });
+            }
+        });
+        StowResponder { addr, seen, task }
+    }
+
+    /// Instances received so far.
+    pub fn instances(&self) -> usize {
+        self.seen.lock().unwrap().iter().map(|s| s.parts).sum()
+    }
+}
+
+impl Drop for StowResponder {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// A loopback port nobody listens on (bound, then released).
+pub fn closed_port() -> u16 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    l.local_addr().unwrap().port()
+}
+
+/// Writes `text` to `dir/name` (mode 0600) and returns the path.
+pub fn secret_file(dir: &Path, name: &str, text: &str) -> PathBuf {
+    let path = dir.join(name);
+    std::fs::write(&path, text).unwrap();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+    }
+    path
+}
+
+/// Validates and builds the config `text`, written as `dir/gateway.toml`.
+pub fn gateway_from(dir: &Path, text: &str) -> Gateway {
+    let file = dir.join("gateway.toml");
+    std::fs::write(&file, text).unwrap();
+    dicom_deid_server::config::RawConfig::from_file(&file)
+        .unwrap()
+        .validate(Some(&file))
+        .unwrap()
+        .build()
+        .unwrap()
+}
+
+/// Polls `f` every 20 ms until it is true (at most `tries` times); returns whether it became true.
+pub async fn eventually(tries: u32, mut f: impl FnMut() -> bool) -> bool {
+    for _ in 0..tries {
+        if f() {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    f()
+}
