@@ -2,7 +2,8 @@
 //! detector's boxes (red) outlined, for looking at what the detector does.
 //!
 //! `cargo run --release -p dicom-deid-detect --features synth --example dump KIND INDEX SEED OUT.ppm`
-//! KIND: us-grey us-colour cine screenshot document xa cr cr-inv endoscopy control
+//! KIND: us-grey us-colour cine screenshot document xa cr cr-inv endoscopy control;
+//! or `set NAME SEED OUT.ppm` for the sample NAME of `standard_set(6, SEED)`.
 
 use dicom_deid_detect::{detect_frames, synth, Classical, Detector, Rect};
 
@@ -12,10 +13,22 @@ fn main() {
         eprintln!("usage: dump KIND INDEX SEED OUT.ppm");
         std::process::exit(2);
     }
+    // `set NAME SEED OUT`: a sample of standard_set(6, SEED) by name.
+    let s = match a[0].as_str() {
+        "set" => synth::standard_set(6, a[2].parse().expect("SEED"))
+            .into_iter()
+            .find(|s| s.name == a[1])
+            .expect("no such sample"),
+        _ => pick(&a),
+    };
+    draw(&s, &a[3]);
+}
+
+fn pick(a: &[String]) -> synth::Sample {
+    use synth::Kind::*;
     let index: usize = a[1].parse().expect("INDEX");
     let seed: u64 = a[2].parse().expect("SEED");
-    use synth::Kind::*;
-    let s = match a[0].as_str() {
+    match a[0].as_str() {
         "control" => synth::control(index, seed),
         k => {
             let kind = match k {
@@ -32,7 +45,10 @@ fn main() {
             };
             synth::sample(kind, index, seed)
         }
-    };
+    }
+}
+
+fn draw(s: &synth::Sample, out_path: &str) {
     let c = Classical::new();
     let found = detect_frames(&[&c as &dyn Detector], &s.frames);
     let f = &s.frames[0];
@@ -60,6 +76,6 @@ fn main() {
     }
     let mut out = format!("P6\n{w} {h}\n255\n").into_bytes();
     out.extend_from_slice(&rgb);
-    std::fs::write(&a[3], out).expect("write");
+    std::fs::write(out_path, out).expect("write");
     println!("{} boxes, {} found", s.boxes.len(), found[0].len());
 }

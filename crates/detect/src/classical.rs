@@ -34,8 +34,8 @@ pub struct Params {
     pub window_radius: usize,
     /// Top-hat value at which a pixel becomes a candidate glyph pixel.
     pub on: u8,
-    /// A second, higher level tried as well: over texture, the texture's own peaks join the
-    /// glyphs at `on`, while at this level only the (stronger) text remains.
+    /// A higher level tried as well (and the one halfway): over texture, the texture's own
+    /// peaks join the glyphs at `on`, while at higher levels only the (stronger) text remains.
     pub on_strong: u8,
     /// Minimum mean top-hat over a component.
     pub mean_on: u8,
@@ -128,7 +128,8 @@ impl Detector for Classical {
                     bright,
                     &mut scratch,
                 );
-                for on in [self.params.on, self.params.on_strong] {
+                let (lo, hi) = (self.params.on, self.params.on_strong.max(self.params.on));
+                for on in [lo, lo / 2 + hi / 2, hi] {
                     let comps = components(&th, w, h, on);
                     let mean_on = self.params.mean_on.max(on.saturating_add(on / 2));
                     rects.extend(self.lines(&plane, w, h, bright, comps, mean_on));

@@ -785,6 +785,8 @@ impl Gen {
         let counter_face = self.face();
         let mut counter_pixels = Vec::new();
         let mut out_frames = Vec::new();
+        // Colour flow is spatially smooth (a velocity field), unlike the speckle under it.
+        let flow = noise_field(&mut self.r, w, h, 11);
         let doppler = colour.then(|| {
             (
                 apex.0 as i64 + self.r.int(-60, 20),
@@ -823,11 +825,8 @@ impl Gen {
                 for y in by..by + bh {
                     for x in bx..bx + bw {
                         let i = y as usize * w + x as usize;
-                        let v = field[(y as usize + 7) * (w + 2 * margin) + x as usize + 3];
-                        if v > 150 {
-                            cv.px[i] = [220, 40, 30];
-                        } else if v < 100 {
-                            cv.px[i] = [30, 60, 230];
+                        if let Some(c) = doppler_colour(flow[i]) {
+                            cv.px[i] = c;
                         }
                     }
                 }
@@ -1483,18 +1482,15 @@ impl Gen {
                 let (w, h) = (640usize, 480usize);
                 let mut cv = Canvas::new(w, h, [0, 0, 0]);
                 let field = noise_field(&mut self.r, w, h, 3);
+                let flow = noise_field(&mut self.r, w, h, 11);
                 for y in 60..440usize {
                     for x in 120..520usize {
                         let v = field[y * w + x];
-                        cv.px[y * w + x] =
-                            if (180..300).contains(&x) && (150..300).contains(&y) && v > 150 {
-                                [220, 40, 30]
-                            } else if (180..300).contains(&x) && (150..300).contains(&y) && v < 100
-                            {
-                                [30, 60, 230]
-                            } else {
-                                grey((v as f32 * 0.7) as u8)
-                            };
+                        let in_box = (180..300).contains(&x) && (150..300).contains(&y);
+                        cv.px[y * w + x] = match doppler_colour(flow[y * w + x]) {
+                            Some(c) if in_box => c,
+                            _ => grey((v as f32 * 0.7) as u8),
+                        };
                     }
                 }
                 for y in 0..100 {
@@ -1518,6 +1514,15 @@ impl Gen {
             frames: vec![frame],
             boxes: Vec::new(),
         }
+    }
+}
+
+/// Colour-flow rendering of a smooth field value: reds towards, blues away, nothing near 0.
+fn doppler_colour(v: u8) -> Option<[u8; 3]> {
+    match v {
+        156..=255 => Some([(120 + (v as u32 - 156) * 135 / 99) as u8, 30, 20]),
+        0..=100 => Some([20, 40, (120 + (100 - v as u32) * 135 / 100) as u8]),
+        _ => None,
     }
 }
 

@@ -38,20 +38,20 @@ fn classical_detector_meets_its_floors_on_the_generated_set() {
     let t = &report.text;
     assert!(t.phi_boxes >= 200, "the set has {} PHI boxes", t.phi_boxes);
     assert!(
-        t.phi_recall() >= 0.98,
+        t.phi_recall() >= 0.985,
         "PHI-box recall {:.4}",
         t.phi_recall()
     );
-    assert!(t.recall() >= 0.97, "text-box recall {:.4}", t.recall());
+    assert!(t.recall() >= 0.975, "text-box recall {:.4}", t.recall());
     assert!(
-        t.phi_clean() >= 0.92,
+        t.phi_clean() >= 0.94,
         "images with all PHI hidden {:.4}",
         t.phi_clean()
     );
     let free = &report.text_free;
     assert!(free.images >= 12);
     assert!(
-        free.masked_mean() <= 0.012,
+        free.masked_mean() <= 0.008,
         "masked area on text-free images {:.4}",
         free.masked_mean()
     );
@@ -59,7 +59,7 @@ fn classical_detector_meets_its_floors_on_the_generated_set() {
     let traits = &report.by_trait;
     assert!(traits["rotated 90/270"].recall() >= 0.95);
     assert!(traits["size 8-11 px"].recall() >= 0.95);
-    assert!(traits["over texture"].recall() >= 0.75);
+    assert!(traits["over texture"].recall() >= 0.85);
     for kind in [
         Kind::UsColour,
         Kind::Cine,
