@@ -529,7 +529,7 @@ fn group(
         let (l0, l1) = g.along(vertical);
         let (a0, a1) = g.across(vertical);
         let ha = a1 - a0 + 1;
-        let reach = l1 + 1 + ha * 5 / 2;
+        let reach = l1 + 1 + ha * 4;
         let lo_c = a0.saturating_sub(CELL) / CELL;
         let hi_c = ((a1 + CELL) / CELL).min(gc as u32 - 1);
         for cl in (l0 / CELL)..=(reach / CELL).min(ga as u32 - 1) {
@@ -548,7 +548,10 @@ fn group(
                     let overlap = a1.min(b1) as i64 - a0.max(b0) as i64 + 1;
                     let gap = m0 as i64 - l1 as i64 - 1;
                     let (small, big) = (ha.min(hb), ha.max(hb));
-                    if overlap * 2 >= small as i64 && big * 2 <= small * 5 && gap <= big as i64 {
+                    if overlap * 2 >= small as i64
+                        && big * 2 <= small * 5
+                        && gap * 2 <= 3 * big as i64
+                    {
                         union(&mut parent, k as u32, k2);
                     }
                 }
