@@ -643,3 +643,120 @@ pub(crate) fn intersection(a: &Rect, b: &Rect) -> u64 {
         (x1 - x0) as u64 * (y1 - y0) as u64
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// 8-connected components by flood fill, as (bbox, area, sum), sorted.
+    fn flood(th: &[u8], w: usize, h: usize, on: u8) -> Vec<(u32, u32, u32, u32, u32, u32)> {
+        let mut seen = vec![false; w * h];
+        let mut out = Vec::new();
+        for start in 0..w * h {
+            if seen[start] || th[start] < on {
+                continue;
+            }
+            let (mut x0, mut y0, mut x1, mut y1, mut area, mut sum) =
+                (u32::MAX, u32::MAX, 0, 0, 0, 0);
+            let mut stack = vec![start];
+            seen[start] = true;
+            while let Some(i) = stack.pop() {
+                let (x, y) = ((i % w) as i64, (i / w) as i64);
+                x0 = x0.min(x as u32);
+                y0 = y0.min(y as u32);
+                x1 = x1.max(x as u32);
+                y1 = y1.max(y as u32);
+                area += 1;
+                sum += th[i] as u32;
+                for dy in -1..=1 {
+                    for dx in -1..=1 {
+                        let (nx, ny) = (x + dx, y + dy);
+                        if nx < 0 || ny < 0 || nx >= w as i64 || ny >= h as i64 {
+                            continue;
+                        }
+                        let j = ny as usize * w + nx as usize;
+                        if !seen[j] && th[j] >= on {
+                            seen[j] = true;
+                            stack.push(j);
+                        }
+                    }
+                }
+            }
+            out.push((x0, y0, x1, y1, area, sum));
+        }
+        out.sort_unstable();
+        out
+    }
+
+    #[test]
+    fn run_labelling_matches_flood_fill() {
+        let mut seed = 99u32;
+        for &(w, h, density) in &[(1, 1, 128u32), (17, 9, 100), (40, 30, 128), (64, 20, 150)] {
+            let th: Vec<u8> = (0..w * h)
+                .map(|_| {
+                    seed = seed.wrapping_mul(1664525).wrapping_add(1013904223);
+                    if (seed >> 24) < density {
+                        60 + (seed >> 26) as u8
+                    } else {
+                        0
+                    }
+                })
+                .collect();
+            let mut ours: Vec<_> = components(&th, w, h, 32)
+                .into_iter()
+                .map(|c| (c.x0, c.y0, c.x1, c.y1, c.area, c.sum))
+                .collect();
+            ours.sort_unstable();
+            assert_eq!(ours, flood(&th, w, h, 32), "{w}x{h}");
+        }
+    }
+
+    fn comp(x0: u32, y0: u32, w: u32, h: u32) -> Comp {
+        Comp {
+            x0,
+            y0,
+            x1: x0 + w - 1,
+            y1: y0 + h - 1,
+            area: w * h / 2,
+            sum: 0,
+        }
+    }
+
+    #[test]
+    fn glyphs_group_into_lines_along_either_axis() {
+        // Two words on one line, a glyph on another line, a far glyph, and a vertical
+        // column of three glyphs.
+        let glyphs = vec![
+            comp(10, 10, 8, 12),
+            comp(20, 11, 7, 11),
+            comp(36, 10, 8, 12),  // gap 9 <= 1.5 * 12
+            comp(12, 40, 8, 12),  // another line
+            comp(120, 10, 8, 12), // too far
+            comp(200, 50, 12, 8),
+            comp(201, 60, 11, 8),
+            comp(200, 70, 12, 8),
+        ];
+        let all: Vec<usize> = (0..glyphs.len()).collect();
+        let mut h = group(&glyphs, &all, false, 300, 100);
+        h.iter_mut().for_each(|l| l.sort_unstable());
+        assert!(h.contains(&vec![0, 1, 2]), "{h:?}");
+        assert!(h.contains(&vec![3]));
+        assert!(h.contains(&vec![4]));
+        let v = group(&glyphs, &[5, 6, 7], true, 300, 100);
+        assert_eq!(v, vec![vec![5, 6, 7]]);
+    }
+
+    #[test]
+    fn otsu_splits_two_populations() {
+        let mut hist = [0u32; 256];
+        hist[20] = 300;
+        hist[22] = 100;
+        hist[200] = 50;
+        let s = Split::otsu(&hist).expect("two classes");
+        assert_eq!(s.low.n, 400);
+        assert_eq!(s.high.n, 50);
+        assert!((s.low.mean - 20.5).abs() < 1e-3);
+        assert_eq!(s.high.std, 0.0);
+        assert!(Split::otsu(&[0; 256]).is_none());
+    }
+}
