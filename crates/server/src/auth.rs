@@ -18,7 +18,7 @@ use axum::http::header::{AUTHORIZATION, CONTENT_TYPE, WWW_AUTHENTICATE};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use sha2::{Digest, Sha256};
-use subtle::ConstantTimeEq;
+use subtle::{ConditionallySelectable, ConstantTimeEq};
 
 /// Characters of random in a token (hex digits of 32 bytes).
 const TOKEN_BYTES: usize = 32;
@@ -127,12 +127,14 @@ impl Tokens {
         let presented = bearer(headers).ok_or(Denied::Missing)?;
         let digest: [u8; 32] = Sha256::digest(presented.as_bytes()).into();
         // Compare with every entry; remember the match without branching on the comparison.
-        let mut found = usize::MAX;
+        let mut found = u64::MAX;
         for (i, entry) in self.entries.iter().enumerate() {
-            let equal: bool = entry.sha256.ct_eq(&digest).into();
-            found = if equal { i } else { found };
+            found.conditional_assign(&(i as u64), entry.sha256.ct_eq(&digest));
         }
-        let entry = self.entries.get(found).ok_or(Denied::Invalid)?;
+        let entry = usize::try_from(found)
+            .ok()
+            .and_then(|i| self.entries.get(i))
+            .ok_or(Denied::Invalid)?;
         if entry.routes.contains(route) {
             Ok(Some(&entry.name))
         } else {

@@ -142,7 +142,7 @@ struct Inner {
     metrics: IngestMetrics,
     forward_metrics: Arc<Metrics>,
     tokens: auth::Tokens,
-    probes: Vec<ops::Probe>,
+    probes: ops::Readiness,
     requests_metrics: ops::RequestMetrics,
 }
 
@@ -188,7 +188,7 @@ impl AppState {
                 metrics: IngestMetrics::default(),
                 forward_metrics,
                 tokens,
-                probes,
+                probes: ops::Readiness::new(probes),
                 requests_metrics: ops::RequestMetrics::default(),
             }),
         }

@@ -54,6 +54,25 @@ pub enum Probe {
     },
 }
 
+/// The destinations `/readyz` checks, and the last answer. Checks run one at a time: a caller
+/// that arrives while one is running waits for it and takes its answer, so a flood of
+/// `/readyz` requests sends at most one probe at a time to each destination.
+#[derive(Debug)]
+pub struct Readiness {
+    probes: Vec<Probe>,
+    last: tokio::sync::Mutex<Option<(std::time::Instant, StatusCode, String)>>,
+}
+
+impl Readiness {
+    /// Checks of these destinations.
+    pub fn new(probes: Vec<Probe>) -> Readiness {
+        Readiness {
+            probes,
+            last: tokio::sync::Mutex::new(None),
+        }
+    }
+}
+
 /// What the STOW routes record per request (exported by `/metrics`).
 #[derive(Debug, Default)]
 pub struct RequestMetrics {
@@ -115,6 +134,20 @@ pub(crate) async fn healthz() -> &'static str {
 
 /// Ready when the spool takes a durable write and every destination can be reached.
 pub(crate) async fn readyz(State(state): State<AppState>) -> (StatusCode, String) {
+    let arrived = std::time::Instant::now();
+    let readiness = &state.inner.probes;
+    let mut last = readiness.last.lock().await;
+    if let Some((at, status, body)) = &*last {
+        if *at >= arrived {
+            return (*status, body.clone()); // computed while this caller waited
+        }
+    }
+    let (status, body) = check_all(&state).await;
+    *last = Some((std::time::Instant::now(), status, body.clone()));
+    (status, body)
+}
+
+async fn check_all(state: &AppState) -> (StatusCode, String) {
     let spool = state.inner.spool.clone();
     let spool_check = tokio::spawn(async move {
         match tokio::task::spawn_blocking(move || spool.probe()).await {
@@ -128,6 +161,7 @@ pub(crate) async fn readyz(State(state): State<AppState>) -> (StatusCode, String
     });
     let checks: Vec<_> = state
         .inner
+        .probes
         .probes
         .iter()
         .cloned()

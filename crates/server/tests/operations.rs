@@ -51,6 +51,15 @@ async fn readyz_checks_the_spool_and_every_destination() {
     assert!(body.contains("destination folder: ok"), "{body}");
     assert!(body.contains("destination up: ok"), "{body}");
 
+    // Many callers at once share one round of checks: one probe reaches the destination.
+    let before = responder.options.load(std::sync::atomic::Ordering::SeqCst);
+    let answers = futures_util::future::join_all((0..20).map(|_| get(&router, "/readyz"))).await;
+    assert!(answers.iter().all(|(s, _)| *s == StatusCode::OK));
+    assert_eq!(
+        responder.options.load(std::sync::atomic::Ordering::SeqCst) - before,
+        1
+    );
+
     // The folder destination disappears: not ready, and the body says which.
     std::fs::remove_dir_all(dir.path().join("data/out")).unwrap();
     let (status, body) = get(&router, "/readyz").await;

@@ -164,6 +164,8 @@ pub struct StowResponder {
     pub addr: SocketAddr,
     /// The POSTs it accepted.
     pub seen: std::sync::Arc<std::sync::Mutex<Vec<Seen>>>,
+    /// `OPTIONS` requests it answered.
+    pub options: std::sync::Arc<std::sync::atomic::AtomicUsize>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -186,6 +188,8 @@ impl StowResponder {
             }
         };
         let allowed2 = allowed.clone();
+        let options = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let options2 = options.clone();
         let seen2 = seen.clone();
         let router = axum::Router::new().route(
             "/dicom-web/studies",
@@ -208,6 +212,7 @@ impl StowResponder {
             })
             .options(move |headers: HeaderMap| {
                 let allowed = allowed.clone();
+                options2.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
                 async move {
                     if allowed(&headers).0 {
                         StatusCode::NO_CONTENT
@@ -251,7 +256,12 @@ impl StowResponder {
                 });
             }
         });
-        StowResponder { addr, seen, task }
+        StowResponder {
+            addr,
+            seen,
+            options,
+            task,
+        }
     }
 
     /// Instances received so far.
