@@ -4,8 +4,10 @@
 //!
 //! `cargo run --release -p dicom-deid-detect --features synth --example bench-classical -- OUT_DIR [REPS]`
 //!
-//! Prints one line per image set: `classical <set> <frames> <median ms> <min ms>`, where the
-//! time is for the whole set through `detect_frames` (a cine is 10 frames in one call).
+//! Prints one line per image set: `classical <set> <frames> <median ms> <min ms> <cpu ms>`:
+//! wall-clock median and minimum over REPS runs, and the median CPU time of the thread (from
+//! /proc/thread-self/schedstat, so a loaded machine inflates it less; absent elsewhere), each
+//! for the whole set through `detect_frames` (a cine is 10 frames in one call).
 
 use std::io::Write;
 use std::path::Path;
@@ -18,6 +20,12 @@ fn write_pnm(path: &Path, img: &Image) {
     let mut f = std::fs::File::create(path).expect("create image file");
     write!(f, "{magic}\n{} {}\n255\n", img.width, img.height).expect("write header");
     f.write_all(&img.data).expect("write pixels");
+}
+
+/// CPU time of this thread in nanoseconds (Linux), if readable.
+fn thread_cpu_ns() -> Option<u64> {
+    let s = std::fs::read_to_string("/proc/thread-self/schedstat").ok()?;
+    s.split_whitespace().next()?.parse().ok()
 }
 
 fn main() {
@@ -57,18 +65,26 @@ fn main() {
             write_pnm(&out.join(file), f);
         }
         let _ = detect_frames(&detectors, frames); // warm-up
-        let mut times: Vec<f64> = (0..reps)
-            .map(|_| {
-                let t = Instant::now();
-                let found = detect_frames(&detectors, frames);
-                let ms = t.elapsed().as_secs_f64() * 1000.0;
-                assert_eq!(found.len(), frames.len());
-                ms
-            })
-            .collect();
+        let mut times = Vec::new();
+        let mut cpu = Vec::new();
+        for _ in 0..reps {
+            let c0 = thread_cpu_ns();
+            let t = Instant::now();
+            let found = detect_frames(&detectors, frames);
+            times.push(t.elapsed().as_secs_f64() * 1000.0);
+            if let (Some(a), Some(b)) = (c0, thread_cpu_ns()) {
+                cpu.push(b.saturating_sub(a) as f64 / 1e6);
+            }
+            assert_eq!(found.len(), frames.len());
+        }
         times.sort_by(f64::total_cmp);
+        cpu.sort_by(f64::total_cmp);
+        let cpu = cpu
+            .get(cpu.len() / 2)
+            .map(|c| format!(" {c:.1}"))
+            .unwrap_or_default();
         println!(
-            "classical {name} {} {:.1} {:.1}",
+            "classical {name} {} {:.1} {:.1}{cpu}",
             frames.len(),
             times[times.len() / 2],
             times[0]
