@@ -19,6 +19,10 @@ pub struct Params {
     /// Frames whose longer side exceeds this are downscaled to it before inference (the
     /// network's cost grows with the pixel count). See the crate docs for the trade-off.
     pub max_side: u32,
+    /// Boxes whose shorter side, on the network's input, exceeds this many pixels are
+    /// dropped: the network also fires on large filled areas (a colour-Doppler box), while
+    /// a text line of that height would need glyphs over about 80 px tall at input scale.
+    pub max_short_side: u32,
     /// DB post-processing thresholds.
     pub db: DbParams,
 }
@@ -27,6 +31,7 @@ impl Default for Params {
     fn default() -> Self {
         Params {
             max_side: DEFAULT_MAX_SIDE,
+            max_short_side: DEFAULT_MAX_SHORT_SIDE,
             db: DbParams::default(),
         }
     }
@@ -34,6 +39,9 @@ impl Default for Params {
 
 /// The default [`Params::max_side`].
 pub const DEFAULT_MAX_SIDE: u32 = 1024;
+
+/// The default [`Params::max_short_side`].
+pub const DEFAULT_MAX_SHORT_SIDE: u32 = 128;
 
 /// The PP-OCRv4 text-detection network (PaddleOCR's DB detector, mobile size) as a
 /// [`Detector`] named `"ppocr-v4-det"`. Load it once and share it (it is `Send + Sync`);
@@ -212,7 +220,9 @@ impl Detector for PpOcrDet {
             .filter_map(|b| {
                 // Short and long side of the grown rotated box, in image pixels (PaddleOCR
                 // drops boxes of 3 px or less).
-                if b.short_side * sx.min(sy) <= 3.0 {
+                if b.short_side * sx.min(sy) <= 3.0
+                    || b.short_side > self.params.max_short_side as f32
+                {
                     return None;
                 }
                 let x0 = (b.x0 * sx).floor().clamp(0.0, frame.width as f32) as u32;

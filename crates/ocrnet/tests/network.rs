@@ -109,7 +109,12 @@ fn text_on_ultrasound_like_frames_is_found_at_every_size_and_polarity() {
     let found = rects(&det, &img);
     for t in &truth {
         let c = covered(t, &found);
-        assert!(c >= 0.95, "text box {:?} only {:.0} % covered by {found:?}", t.rect, c * 100.0);
+        assert!(
+            c >= 0.95,
+            "text box {:?} only {:.0} % covered by {found:?}",
+            t.rect,
+            c * 100.0
+        );
     }
 }
 
@@ -139,7 +144,12 @@ fn a_large_radiograph_is_downscaled_and_its_text_still_found() {
     let found = rects(&det, &img);
     for t in &truth {
         let c = covered(t, &found);
-        assert!(c >= 0.95, "text box {:?} only {:.0} % covered", t.rect, c * 100.0);
+        assert!(
+            c >= 0.95,
+            "text box {:?} only {:.0} % covered",
+            t.rect,
+            c * 100.0
+        );
     }
     // Boxes are in the frame's coordinates, not the network's 1024×1024 input.
     assert!(found.iter().any(|r| r.y > 1900), "{found:?}");
@@ -160,7 +170,11 @@ fn nothing_big_is_found_on_text_free_frames() {
     for (name, img) in &cases {
         let found = rects(&det, img);
         let a = area(&found, img.width, img.height);
-        assert!(a <= 0.01, "{name}: {:.2} % of the frame masked: {found:?}", a * 100.0);
+        assert!(
+            a <= 0.01,
+            "{name}: {:.2} % of the frame masked: {found:?}",
+            a * 100.0
+        );
     }
 }
 
