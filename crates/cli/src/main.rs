@@ -4,6 +4,7 @@
 //! - `keygen PATH` makes the pseudonymisation key that `batch` needs;
 //! - `profile list | show | check` inspects and validates de-identification profiles;
 //! - `audit verify FILE` checks the hash chain of an audit log;
+//! - `models install | status` installs and checks the weights of the text-detection network;
 //! - `serve [--config FILE]` runs the gateway (STOW-RS in, de-identified instances out);
 //! - `token new NAME` mints an ingest token for the gateway (printed once; the config keeps its
 //!   SHA-256).
@@ -20,6 +21,7 @@
 mod audit_cmd;
 mod batch_cmd;
 mod keys;
+mod models_cmd;
 mod profile_cmd;
 mod serve_cmd;
 mod token_cmd;
@@ -59,6 +61,9 @@ enum Command {
     /// Check audit logs.
     #[command(subcommand)]
     Audit(audit_cmd::AuditCommand),
+    /// Install and check the weights of the burned-in text detection network.
+    #[command(subcommand)]
+    Models(models_cmd::ModelsCommand),
     /// Run the gateway: STOW-RS ingest, spool, forwarding (works with no config).
     Serve(serve_cmd::ServeArgs),
     /// Make ingest tokens for the gateway.
@@ -119,6 +124,7 @@ fn main() -> ExitCode {
         Command::Profile(ProfileCommand::Show { profile }) => profile_cmd::show(&profile),
         Command::Profile(ProfileCommand::Check { files }) => profile_cmd::check(&files),
         Command::Audit(command) => audit_cmd::run(command),
+        Command::Models(command) => models_cmd::run(command),
         Command::Serve(args) => serve_cmd::run(args),
         Command::Token(command) => token_cmd::run(command),
     };
