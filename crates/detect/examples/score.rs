@@ -47,6 +47,9 @@ fn main() {
     if let Some(v) = env("SHARE") {
         p.max_text_share = v.parse().expect("DETECT_SHARE");
     }
+    if let Some(v) = env("MAXH") {
+        p.max_height = v.parse().expect("DETECT_MAXH");
+    }
     if let Some(v) = env("SEP") {
         p.min_separation = v.parse().expect("DETECT_SEP");
     }

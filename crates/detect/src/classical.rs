@@ -39,7 +39,9 @@ pub struct Params {
     pub on_strong: u8,
     /// Minimum mean top-hat over a component.
     pub mean_on: u8,
-    /// Smallest and largest glyph height (across the line), in pixels.
+    /// Smallest and largest glyph height (across the line), in pixels. Taller text (fonts
+    /// over ~55 px) is not looked for: a half-resolution pass for it was tried and masked
+    /// vessels and edges as text.
     pub min_height: u32,
     /// See `min_height`.
     pub max_height: u32,
@@ -68,7 +70,7 @@ impl Default for Params {
             on_strong: 96,
             mean_on: 48,
             min_height: 4,
-            max_height: 64,
+            max_height: 48,
             min_separation: 24.0,
             max_flatness: 0.22,
             max_text_flatness: 0.12,
@@ -118,23 +120,10 @@ impl Detector for Classical {
         }
         let mut scratch = Scratch::default();
         let mut rects = Vec::new();
+        let p = &self.params;
+        let heights = (p.min_height, p.max_height);
         for plane in planes(frame) {
-            for bright in [true, false] {
-                let th = morph::top_hat(
-                    &plane,
-                    w,
-                    h,
-                    self.params.window_radius,
-                    bright,
-                    &mut scratch,
-                );
-                let (lo, hi) = (self.params.on, self.params.on_strong.max(self.params.on));
-                for on in [lo, lo / 2 + hi / 2, hi] {
-                    let comps = components(&th, w, h, on);
-                    let mean_on = self.params.mean_on.max(on.saturating_add(on / 2));
-                    rects.extend(self.lines(&plane, w, h, bright, comps, mean_on));
-                }
-            }
+            self.search(&plane, w, h, heights, &mut scratch, &mut rects);
         }
         merge(rects)
             .into_iter()
@@ -166,7 +155,7 @@ struct Comp {
     x1: u32, // inclusive
     y1: u32, // inclusive
     area: u32,
-    sum: u32,
+    sum: u64,
 }
 
 impl Comp {
@@ -224,7 +213,7 @@ fn components(th: &[u8], w: usize, h: usize, on: u8) -> Vec<Comp> {
         y: u32,
         s: u32,
         e: u32, // exclusive
-        sum: u32,
+        sum: u64,
     }
     let mut runs: Vec<Run> = Vec::new();
     let mut parent: Vec<u32> = Vec::new();
@@ -239,9 +228,9 @@ fn components(th: &[u8], w: usize, h: usize, on: u8) -> Vec<Comp> {
                 continue;
             }
             let s = x;
-            let mut sum = 0u32;
+            let mut sum = 0u64;
             while x < w && row[x] >= on {
-                sum += row[x] as u32;
+                sum += row[x] as u64;
                 x += 1;
             }
             let id = runs.len() as u32;
@@ -294,7 +283,31 @@ fn components(th: &[u8], w: usize, h: usize, on: u8) -> Vec<Comp> {
 }
 
 impl Classical {
+    /// Both polarities and every component level on one plane.
+    #[allow(clippy::too_many_arguments)]
+    fn search(
+        &self,
+        plane: &[u8],
+        w: usize,
+        h: usize,
+        heights: (u32, u32),
+        scratch: &mut Scratch,
+        out: &mut Vec<Rect>,
+    ) {
+        let p = &self.params;
+        for bright in [true, false] {
+            let th = morph::top_hat(plane, w, h, p.window_radius, bright, scratch);
+            let (lo, hi) = (p.on, p.on_strong.max(p.on));
+            for on in [lo, lo / 2 + hi / 2, hi] {
+                let comps = components(&th, w, h, on);
+                let mean_on = p.mean_on.max(on.saturating_add(on / 2));
+                out.extend(self.lines(plane, w, h, bright, comps, mean_on, heights));
+            }
+        }
+    }
+
     /// Glyph components → text lines → verified, padded boxes.
+    #[allow(clippy::too_many_arguments)]
     fn lines(
         &self,
         plane: &[u8],
@@ -303,6 +316,7 @@ impl Classical {
         bright: bool,
         comps: Vec<Comp>,
         mean_on: u8,
+        (min_height, max_height): (u32, u32),
     ) -> Vec<Rect> {
         let p = &self.params;
         let glyphs: Vec<Comp> = comps
@@ -310,9 +324,9 @@ impl Classical {
             .filter(|c| {
                 let (cw, ch) = (c.w(), c.h());
                 c.area >= 4
-                    && cw.max(ch) <= p.max_height * 12
-                    && cw.min(ch) <= p.max_height
-                    && c.sum >= mean_on as u32 * c.area
+                    && cw.max(ch) <= max_height * 12
+                    && cw.min(ch) <= max_height
+                    && c.sum >= mean_on as u64 * c.area as u64
                     && c.fill() >= 0.08
             })
             .collect();
@@ -325,7 +339,7 @@ impl Classical {
                     let (a0, a1) = g.across(vertical);
                     let (l0, l1) = g.along(vertical);
                     let a = a1 - a0 + 1;
-                    !used[i] && a >= p.min_height && a <= p.max_height && l1 - l0 < 12 * a
+                    !used[i] && a >= min_height && a <= max_height && l1 - l0 < 12 * a
                 })
                 .collect();
             for members in group(&glyphs, &eligible, vertical, w, h) {
@@ -367,8 +381,8 @@ impl Classical {
             let (gw, gh) = (g.w(), g.h());
             let tall = gh.max(gw);
             if used[i]
-                || tall < 5
-                || tall > p.max_height * 3 / 4
+                || tall < min_height.max(5)
+                || tall > max_height * 3 / 4
                 || gw.min(gh) * 4 < tall
                 || gw.min(gh) < 3
                 || g.is_bar()
@@ -649,7 +663,7 @@ mod tests {
     use super::*;
 
     /// 8-connected components by flood fill, as (bbox, area, sum), sorted.
-    fn flood(th: &[u8], w: usize, h: usize, on: u8) -> Vec<(u32, u32, u32, u32, u32, u32)> {
+    fn flood(th: &[u8], w: usize, h: usize, on: u8) -> Vec<(u32, u32, u32, u32, u32, u64)> {
         let mut seen = vec![false; w * h];
         let mut out = Vec::new();
         for start in 0..w * h {
@@ -667,7 +681,7 @@ mod tests {
                 x1 = x1.max(x as u32);
                 y1 = y1.max(y as u32);
                 area += 1;
-                sum += th[i] as u32;
+                sum += th[i] as u64;
                 for dy in -1..=1 {
                     for dx in -1..=1 {
                         let (nx, ny) = (x + dx, y + dy);
