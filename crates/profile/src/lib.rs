@@ -93,6 +93,7 @@ mod dict;
 mod error;
 mod load;
 mod option;
+pub mod pixel;
 mod profile;
 #[rustfmt::skip]
 mod ps315_generated;
@@ -102,6 +103,7 @@ pub use code::{Action, Code, ParseCodeError};
 pub use dict::{is_kind_uid, is_kind_uid_keyword, keyword_to_tag, tag_keyword};
 pub use error::{Problem, ProblemKind, ProfileError};
 pub use option::{cid_meaning, DeidOption, ParseOptionError};
+pub use pixel::{DetectionMode, PixelConfig, RegionRule};
 pub use profile::{
     DateShift, EffectiveRow, ElementCtx, Longitudinal, Profile, Resolved, Rule, Selector, Source,
     Unlisted,

@@ -114,6 +114,7 @@ pub(crate) fn parse(text: &str, origin: &str) -> Result<Profile, ProfileError> {
     let root_span = root.span();
     let mut root = root.into_inner();
     let overrides = root.remove("override");
+    let pixel_section = root.remove("pixel");
 
     let raw = RawProfile::deserialize(toml::de::Deserializer::from(Spanned::new(
         root_span.clone(),
@@ -127,6 +128,9 @@ pub(crate) fn parse(text: &str, origin: &str) -> Result<Profile, ProfileError> {
         }
     };
     let rules = overrides.map_or_else(Vec::new, |o| check_overrides(&mut c, o));
+    let pixel = pixel_section
+        .map(|p| check_pixel(&mut c, p))
+        .unwrap_or_default();
 
     if !c.problems.is_empty() {
         return Err(invalid(origin, c.problems));
@@ -140,7 +144,31 @@ pub(crate) fn parse(text: &str, origin: &str) -> Result<Profile, ProfileError> {
         h.unlisted,
         h.date_shift,
         rules,
-    ))
+    )
+    .with_pixel(pixel))
+}
+
+fn check_pixel(c: &mut Checker, value: Spanned<DeValue>) -> crate::pixel::PixelConfig {
+    let span = value.span();
+    let raw = crate::pixel::RawPixel::deserialize(ValueDeserializer::from(value));
+    match raw {
+        Ok(raw) => {
+            let mut found = Vec::new();
+            let config = crate::pixel::check(
+                raw,
+                &mut |span, reason| found.push((span, reason)),
+                &|span| c.lines.of(span),
+            );
+            for (span, reason) in found {
+                c.push(span, ProblemKind::Invalid(reason));
+            }
+            config
+        }
+        Err(e) => {
+            c.serde(e, span);
+            crate::pixel::PixelConfig::default()
+        }
+    }
 }
 
 fn invalid(origin: &str, mut problems: Vec<Problem>) -> ProfileError {

@@ -405,6 +405,7 @@ pub struct Profile {
     date_shift: DateShift,
     rows: Vec<RowEffect>,
     overrides: Overrides,
+    pixel: crate::pixel::PixelConfig,
 }
 
 const fn resolved(code: Code, is_sequence: bool, source: Source) -> Resolved {
@@ -436,7 +437,19 @@ impl Profile {
             date_shift,
             rows,
             overrides: Overrides::new(rules),
+            pixel: crate::pixel::PixelConfig::default(),
         }
+    }
+
+    /// The same profile with this `[pixel]` section.
+    pub(crate) fn with_pixel(mut self, pixel: crate::pixel::PixelConfig) -> Profile {
+        self.pixel = pixel;
+        self
+    }
+
+    /// The `[pixel]` section: detection mode, padding, region rules.
+    pub fn pixel(&self) -> &crate::pixel::PixelConfig {
+        &self.pixel
     }
 
     /// The profile's name.
