@@ -8,17 +8,24 @@
 //! 1. **Top-hat**: image minus its opening (bright) or closing minus image (dark), square window
 //!    of [`Params::window_radius`]: strokes narrower than the window stand out, flat bands,
 //!    gradients and large anatomy vanish.
-//! 2. **Glyph components**: 8-connected components of top-hat ≥ [`Params::on`], kept when their
-//!    mean top-hat, size and fill look like a glyph or a word of touching glyphs.
+//! 2. **Glyph components**: 8-connected components of top-hat at three levels
+//!    ([`Params::on`], [`Params::on_strong`] and halfway: over texture the texture's peaks
+//!    join the glyphs at the low level, only the text remains at the high one), kept when their
+//!    mean top-hat, size (glyph height 4–48 px) and fill look like a glyph or a word of
+//!    touching glyphs.
 //! 3. **Lines**: components whose extents overlap across the line (half the smaller height),
-//!    heights within ×2.5 and gaps under one height are joined. First horizontally, then
+//!    heights within ×2.5 and gaps under 1.5 heights are joined. First horizontally, then
 //!    vertically (90°/270° text) with the components not already in a horizontal line, then
-//!    single glyphs. Rows of identical solid bars (ruler ticks, dotted caliper lines) are
-//!    refused: a line needs at least one glyph that is not a solid bar.
+//!    lone glyphs (L/R markers, a digit). A line must be straight (not much taller than its
+//!    glyphs: pieces of a curve drift), of glyphs of about one height (blobs of colour flow are
+//!    not), and hold a glyph that is not a solid bar (rows of ruler ticks, dotted caliper
+//!    lines and barcodes are refused).
 //! 4. **Verification**: inside the line's box the plane must split into two classes (Otsu)
-//!    that are well apart, with a text share between 3 % and 75 %, and one class flat: the
-//!    background (text on a band or a plain field) or the text itself (text over texture).
-//!    Speckle and anatomy have neither, so most of their components are refused here.
+//!    that are well apart, the text class at most half of the box, and the background class
+//!    flat (text on a band or a plain field). Over texture, a line of three or more glyphs of
+//!    one height may pass instead with flat text far from the texture. Speckle and anatomy have
+//!    neither, so most of their components are refused here. A lone glyph needs a flatter
+//!    background.
 //!
 //! Accepted boxes are padded by `max(2, 0.3·height)`. A frame that is not a valid [`Image`]
 //! (wrong channel count or data length) is answered with one box over the whole frame, so a
@@ -354,11 +361,15 @@ impl Classical {
                     continue;
                 }
                 let height = median.max(across / 2);
+                // Glyphs of a line are of about one height (blobs of colour flow are not).
+                if !uniform_heights(&glyphs, &members, vertical, 0.3) {
+                    continue;
+                }
                 // Over texture only a line of three or more glyphs is evidence enough (two
                 // pieces of a vessel look like two glyphs), and only when its glyphs are of
                 // one height (Doppler blobs and speckle are not).
                 let textured_ok =
-                    members.len() >= 3 && uniform_heights(&glyphs, &members, vertical);
+                    members.len() >= 3 && uniform_heights(&glyphs, &members, vertical, 0.25);
                 if self.verify(
                     plane,
                     w,
@@ -608,9 +619,9 @@ fn line_box(glyphs: &[Comp], members: &[usize], vertical: bool) -> (Rect, u32) {
     (rect, heights[heights.len() / 2])
 }
 
-/// Whether the glyphs' extents across the line are alike (coefficient of variation < 0.25,
-/// ignoring the smallest quarter: dots and commas).
-fn uniform_heights(glyphs: &[Comp], members: &[usize], vertical: bool) -> bool {
+/// Whether the glyphs' extents across the line are alike (coefficient of variation < `cv`,
+/// ignoring the smallest quarter: dots, commas, lower case next to capitals).
+fn uniform_heights(glyphs: &[Comp], members: &[usize], vertical: bool, cv: f32) -> bool {
     let mut hs: Vec<f32> = members
         .iter()
         .map(|&i| {
@@ -622,7 +633,7 @@ fn uniform_heights(glyphs: &[Comp], members: &[usize], vertical: bool) -> bool {
     let hs = &hs[hs.len() / 4..];
     let mean = hs.iter().sum::<f32>() / hs.len() as f32;
     let var = hs.iter().map(|h| (h - mean) * (h - mean)).sum::<f32>() / hs.len() as f32;
-    var.sqrt() < 0.25 * mean
+    var.sqrt() < cv * mean
 }
 
 fn pad(r: Rect, height: u32, w: usize, h: usize) -> Rect {
