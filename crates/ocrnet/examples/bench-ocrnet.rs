@@ -7,9 +7,11 @@
 //!
 //! IMG_DIR holds PGM (grey) / PPM (RGB) files: `<set>.p?m` for a single frame, `<set>-NN.p?m`
 //! for the frames of a multi-frame set. Prints, per set, `ppocr-v4-det <set> <frames> <median
-//! ms> <min ms>` and `union <set> ...`, the time for the whole set through `detect_frames` (a
-//! cine: the temporal minimum and maximum images, two detections). Uses the weights in the
-//! default models directory.
+//! ms> <min ms> <cpu ms>` and `union <set> ...`: wall-clock median and minimum over REPS runs
+//! and the median CPU time of the process's threads (from /proc/self/task/*/schedstat, as rten
+//! runs inference on a pool thread of its own; a loaded machine inflates it less), for the
+//! whole set through `detect_frames` (a cine: the temporal minimum and maximum images, two
+//! detections). Uses the weights in the default models directory.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -49,17 +51,37 @@ fn read_pnm(path: &Path) -> Image {
     }
 }
 
-fn time(detectors: &[&dyn Detector], frames: &[Image], reps: usize) -> (f64, f64) {
+/// CPU time of all threads of this process in nanoseconds (Linux), if readable.
+fn process_cpu_ns() -> Option<u64> {
+    let mut total = 0;
+    for task in std::fs::read_dir("/proc/self/task").ok()? {
+        let stat = std::fs::read_to_string(task.ok()?.path().join("schedstat")).ok()?;
+        total += stat.split_whitespace().next()?.parse::<u64>().ok()?;
+    }
+    Some(total)
+}
+
+/// Median and minimum wall time, and median CPU time, in ms.
+fn time(detectors: &[&dyn Detector], frames: &[Image], reps: usize) -> (f64, f64, Option<f64>) {
     let _ = detect_frames(detectors, frames); // warm-up
-    let mut times: Vec<f64> = (0..reps)
-        .map(|_| {
-            let t = Instant::now();
-            std::hint::black_box(detect_frames(detectors, frames));
-            t.elapsed().as_secs_f64() * 1000.0
-        })
-        .collect();
+    let mut times = Vec::new();
+    let mut cpu = Vec::new();
+    for _ in 0..reps {
+        let c0 = process_cpu_ns();
+        let t = Instant::now();
+        std::hint::black_box(detect_frames(detectors, frames));
+        times.push(t.elapsed().as_secs_f64() * 1000.0);
+        if let (Some(a), Some(b)) = (c0, process_cpu_ns()) {
+            cpu.push(b.saturating_sub(a) as f64 / 1e6);
+        }
+    }
     times.sort_by(f64::total_cmp);
-    (times[times.len() / 2], times[0])
+    cpu.sort_by(f64::total_cmp);
+    (
+        times[times.len() / 2],
+        times[0],
+        cpu.get(cpu.len() / 2).copied(),
+    )
 }
 
 fn main() {
@@ -110,8 +132,9 @@ fn main() {
             ("ppocr-v4-det", vec![&det as &dyn Detector]),
             ("union", vec![&classical as &dyn Detector, &det]),
         ] {
-            let (median, min) = time(&detectors, &frames, reps);
-            println!("{label} {name} {} {median:.1} {min:.1}", frames.len());
+            let (median, min, cpu) = time(&detectors, &frames, reps);
+            let cpu = cpu.map(|c| format!(" {c:.1}")).unwrap_or_default();
+            println!("{label} {name} {} {median:.1} {min:.1}{cpu}", frames.len());
         }
     }
 }

@@ -95,6 +95,22 @@ pub(crate) fn to_input(frame: &Image, tw: u32, th: u32) -> NdTensor<f32, 4> {
     let (tw, th) = (tw as usize, th as usize);
     let plane = tw * th;
     let mut data = vec![0f32; 3 * plane];
+    let c = frame.channels as usize;
+    if (w, h) == (tw, th) {
+        // No resampling: the common case of frames up to the size limit whose sides are
+        // already multiples of 32 (640×480, 512×512, 1024×768).
+        for (i, px) in frame.data.chunks_exact(c).enumerate() {
+            let (b, g, r) = if c == 1 {
+                (px[0], px[0], px[0])
+            } else {
+                (px[2], px[1], px[0])
+            };
+            data[i] = normalise(b as f32);
+            data[plane + i] = normalise(g as f32);
+            data[2 * plane + i] = normalise(r as f32);
+        }
+        return NdTensor::from_data([1, 3, th, tw], data);
+    }
     let taps = |src: usize, dst: usize| -> Vec<(usize, usize, f32)> {
         let ratio = src as f32 / dst as f32;
         (0..dst)
@@ -107,7 +123,6 @@ pub(crate) fn to_input(frame: &Image, tw: u32, th: u32) -> NdTensor<f32, 4> {
     };
     let xs = taps(w, tw);
     let ys = taps(h, th);
-    let c = frame.channels as usize;
     for (ty, &(y0, y1, fy)) in ys.iter().enumerate() {
         for (tx, &(x0, x1, fx)) in xs.iter().enumerate() {
             let at = |x: usize, y: usize, ch: usize| frame.data[(y * w + x) * c + ch] as f32;
@@ -270,6 +285,19 @@ mod tests {
         let plane = 32 * 32;
         // Plane 0 is blue (-1), plane 2 is red (+1).
         assert!((t[0] + 1.0).abs() < 1e-6 && (t[2 * plane] - 1.0).abs() < 1e-6);
+    }
+
+    #[test]
+    fn frames_of_the_input_size_are_copied_without_resampling() {
+        let data: Vec<u8> = (0..64 * 32 * 3).map(|i| (i * 37 % 256) as u8).collect();
+        let img = Image::rgb(64, 32, data);
+        let direct = to_input(&img, 64, 32).to_vec();
+        // Each sample lands in its plane (B, G, R), normalised, with no resampling.
+        for (i, px) in img.data.chunks(3).enumerate() {
+            assert_eq!(direct[i], normalise(px[2] as f32));
+            assert_eq!(direct[64 * 32 + i], normalise(px[1] as f32));
+            assert_eq!(direct[2 * 64 * 32 + i], normalise(px[0] as f32));
+        }
     }
 
     #[test]

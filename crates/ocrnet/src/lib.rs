@@ -8,7 +8,10 @@
 //! text line. [`PpOcrDet`] prepares a frame as PaddleOCR does, runs the network once with rten
 //! on one thread, turns the probability map into boxes ([`DbParams`]: threshold 0.3, regions,
 //! minimum-area rectangles, mean score ≥ 0.5, "unclip" by 1.6) and returns axis-aligned boxes
-//! in the frame's coordinates. It says only *where* text is; it reads nothing.
+//! in the frame's coordinates. It says only *where* text is; it reads nothing. Boxes whose
+//! shorter side exceeds [`Params::max_short_side`] (128 px at input scale) are dropped: the
+//! network also fires on large filled areas such as a colour-Doppler box, and a text line
+//! that tall would need glyphs of about 80 px.
 //!
 //! - **Input**: grey frames are replicated to three channels, colour frames are fed in BGR
 //!   order; each sample becomes `(v / 255 − 0.5) / 0.5`.
