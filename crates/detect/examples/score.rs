@@ -1,14 +1,26 @@
 //! Prints the scorer's table for the classical detector on the standard generated set.
 //!
-//! `cargo run --release -p dicom-deid-detect --features synth --example score [PER_KIND] [SEED] [--misses]`
-//! (defaults: 6 images per scene, 12 text-free controls, seed 1: the README's figures).
+//! `cargo run --release -p dicom-deid-detect --features synth --example score [PER_KIND] [SEED] [--pad N] [--misses]`
+//! (defaults: 6 images per scene, 12 text-free controls, seed 1, pad 0: the README's figures;
+//! the pixel stage pads found boxes by the profile's `padding`, 3 px by default).
 
 use dicom_deid_detect::{score, synth, Classical, Detector};
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let misses = args.iter().any(|a| a == "--misses");
-    let nums: Vec<u64> = args.iter().filter_map(|a| a.parse().ok()).collect();
+    let pad: u32 = args
+        .iter()
+        .position(|a| a == "--pad")
+        .and_then(|i| args.get(i + 1))
+        .map(|v| v.parse().expect("--pad N"))
+        .unwrap_or(0);
+    let nums: Vec<u64> = args
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| *i == 0 || args[i - 1] != "--pad")
+        .filter_map(|(_, a)| a.parse().ok())
+        .collect();
     let per_kind = nums.first().copied().unwrap_or(6) as usize;
     let seed = nums.get(1).copied().unwrap_or(1);
     if !synth::fonts_available() {
@@ -56,7 +68,10 @@ fn main() {
     let report = score::evaluate(
         &[&classical as &dyn Detector],
         &set,
-        score::Options::default(),
+        score::Options {
+            pad,
+            ..score::Options::default()
+        },
     );
     println!(
         "set: standard_set({per_kind}, {seed}), {} images",
