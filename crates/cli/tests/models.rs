@@ -3,6 +3,7 @@
 //! case copies the weights that `.ci/run` installed (skipping loudly without them outside CI).
 
 use std::fs;
+use std::io::Write;
 use std::process::{Command, Output};
 
 use dicom_deid_ocrnet as ocrnet;
@@ -93,7 +94,8 @@ fn with_the_weights_in_place_install_does_nothing_and_status_says_installed() {
         if std::env::var("CI").is_ok_and(|v| v == "true") {
             panic!("{msg}: required under CI=true");
         }
-        eprintln!("\n!!!!! SKIPPED: {msg} !!!!!\n");
+        // Straight to stderr: the test harness captures eprintln!, and a skip must be seen.
+        let _ = writeln!(std::io::stderr(), "\n!!!!! SKIPPED: {msg} !!!!!\n");
         return;
     }
     let dir = tempfile::tempdir().unwrap();
