@@ -182,7 +182,8 @@ enum Fate {
 /// One leased entry on its way through a batch.
 struct Item {
     lease: Lease,
-    /// The entry's meta, when it could be read and its UIDs are UIDs.
+    /// The entry's meta, when it could be read (for the audit record even when its UIDs are not
+    /// UIDs: such an entry gets its fate at once and is never sent).
     meta: Option<SpoolMeta>,
     data: Option<Bytes>,
     /// Decided once known; `None` while it is still to be sent.
@@ -198,10 +199,12 @@ fn read_item(lease: Lease) -> Item {
         fate: None,
     };
     match serde_json::from_slice::<SpoolMeta>(item.lease.meta()) {
-        Ok(meta) if is_uid(&meta.study_uid) && is_uid(&meta.sop_instance_uid) => {
-            item.meta = Some(meta)
+        Ok(meta) => {
+            if !(is_uid(&meta.study_uid) && is_uid(&meta.sop_instance_uid)) {
+                item.fate = Some(dead("invalid UID in spool meta", None));
+            }
+            item.meta = Some(meta);
         }
-        Ok(_) => item.fate = Some(dead("invalid UID in spool meta", None)),
         Err(_) => item.fate = Some(dead("spool meta unreadable", None)),
     }
     if item.fate.is_none() {
@@ -525,6 +528,14 @@ fn settle(shared: &Shared, items: Vec<Item>, send_ms: f64) -> Tally {
                 let mut record = record(Event::DeadLettered, &lease, meta.as_ref(), name);
                 record.destination_status = status;
                 record.reason = Some(reason.clone());
+                let waited_ms = meta
+                    .as_ref()
+                    .map(|m| now_ms.saturating_sub(m.received_at_ms))
+                    .unwrap_or(0);
+                record.timings_ms = Some(BTreeMap::from([
+                    ("queue_to_dead_letter".to_string(), waited_ms as f64),
+                    ("delivery".to_string(), send_ms),
+                ]));
                 if !append(shared, &record, &lease) {
                     tally.unaudited += 1;
                     continue;
@@ -596,6 +607,9 @@ fn record(event: Event, lease: &Lease, meta: Option<&SpoolMeta>, destination: &s
             series_uid: m.series_uid.clone(),
             sop_uid: m.sop_instance_uid.clone(),
         });
+        record.actions = Some(m.actions.clone());
+        record.transfer_syntax_in = Some(m.transfer_syntax_in.clone());
+        record.transfer_syntax_out = Some(m.transfer_syntax_out.clone());
     }
     record
 }

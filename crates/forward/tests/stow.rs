@@ -121,6 +121,23 @@ async fn a_202_dead_letters_exactly_the_failed_instance() {
         "destination refused: FailureReason 0xA900"
     );
     assert_eq!(dead[0]["new_uids"]["sop_uid"], ids[1].1);
+    // Delivered and dead-lettered lines carry what ingest recorded in the spool meta, and the
+    // destination's answer and timings (issue 4, point 6).
+    for line in delivered.iter().chain(&dead) {
+        assert_eq!(line["route"], "research", "{line}");
+        assert_eq!(line["profile"], "basic", "{line}");
+        assert_eq!(line["profile_version"], "3", "{line}");
+        assert_eq!(line["key_id"], "key-2026", "{line}");
+        assert_eq!(line["original"]["patient_id"], "h-patient", "{line}");
+        assert_eq!(line["actions"], serde_json::json!({"remove": 12}), "{line}");
+        assert_eq!(line["transfer_syntax_in"], "1.2.840.10008.1.2.1", "{line}");
+        assert_eq!(line["transfer_syntax_out"], "1.2.840.10008.1.2.1", "{line}");
+        assert_eq!(line["destination"], "pacs", "{line}");
+        assert!(line["destination_status"].is_u64(), "{line}");
+        assert!(line["timings_ms"]["delivery"].is_number(), "{line}");
+    }
+    assert!(delivered[0]["timings_ms"]["queue_to_delivery"].is_number());
+    assert!(dead[0]["timings_ms"]["queue_to_dead_letter"].is_number());
     assert_eq!(env.verify_audit(), 3);
     assert_eq!(
         (

@@ -306,9 +306,13 @@ fn reject_unread(inner: &Inner, route: &Routing, part_id: &str, reason: &str, by
         .received_bytes
         .fetch_add(bytes as u64, Relaxed);
     inner.metrics.rejected.fetch_add(1, Relaxed);
+    let (profile, profile_version) = route_profile(route);
     let base = Record {
         instance: part_id.to_string(),
         route: Some(route.name.clone()),
+        profile,
+        profile_version,
+        key_id: Some(inner.key.id()),
         ..Record::default()
     };
     audit(
@@ -326,6 +330,28 @@ fn reject_unread(inner: &Inner, route: &Routing, part_id: &str, reason: &str, by
             ..base
         },
     );
+}
+
+/// The route's profile name and version when all its destinations use the same profile, for the
+/// lines written before (or without) de-identification; `None` when they differ (each `queued`
+/// line then names its destination's profile).
+fn route_profile(route: &Routing) -> (Option<String>, Option<String>) {
+    let mut profiles = route.targets.iter().map(|t| t.engine.profile());
+    let Some(first) = profiles.next() else {
+        return (None, None);
+    };
+    if profiles.any(|p| p.name() != first.name() || p.version() != first.version()) {
+        return (None, None);
+    }
+    (
+        Some(first.name().to_string()),
+        Some(first.version().to_string()),
+    )
+}
+
+/// Milliseconds since `started`, for `timings_ms`.
+fn ms_since(started: Instant) -> f64 {
+    started.elapsed().as_secs_f64() * 1000.0
 }
 
 /// Room for one part in the in-flight bytes (input and output are held at once: both count).
@@ -410,6 +436,12 @@ fn process(
         key_id: Some(key_id.clone()),
         ..Record::default()
     };
+    let (profile, profile_version) = route_profile(route);
+    let base = Record {
+        profile,
+        profile_version,
+        ..base
+    };
     let reject = |record: Record, reason: String, outcome: Outcome| {
         m.rejected.fetch_add(1, Relaxed);
         audit(
@@ -470,6 +502,7 @@ fn process(
     }
 
     // De-identify once per distinct engine (profile) among the route's destinations.
+    let deidentify_started = Instant::now();
     let mut made: Vec<(Arc<Engine>, Vec<u8>, Report)> = Vec::new();
     for target in &route.targets {
         if made.iter().any(|(e, _, _)| Arc::ptr_eq(e, &target.engine)) {
@@ -488,6 +521,10 @@ fn process(
                 let record = Record {
                     profile: Some(target.engine.profile().name().to_string()),
                     profile_version: Some(target.engine.profile().version().to_string()),
+                    timings_ms: Some(BTreeMap::from([(
+                        "deidentify".to_string(),
+                        ms_since(deidentify_started),
+                    )])),
                     ..base
                 };
                 return reject(record, rejection.to_string(), failed(code, false));
@@ -495,6 +532,7 @@ fn process(
         }
     }
 
+    let deidentify_ms = ms_since(deidentify_started);
     for target in &route.targets {
         let (engine, bytes, report) = made
             .iter()
@@ -542,6 +580,7 @@ fn process(
             transfer_syntax_out: Some(report.transfer_syntax_out.clone()),
             ..base.clone()
         };
+        let put_started = Instant::now();
         match inner
             .spool
             .put(&target.destination, group, &meta_json, bytes)
@@ -553,6 +592,10 @@ fn process(
                     &Record {
                         event: Event::Queued,
                         instance: id.to_string(),
+                        timings_ms: Some(BTreeMap::from([
+                            ("deidentify".to_string(), deidentify_ms),
+                            ("spool".to_string(), ms_since(put_started)),
+                        ])),
                         ..record
                     },
                 );

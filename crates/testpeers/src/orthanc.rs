@@ -40,11 +40,7 @@ impl OrthancBuilder {
     /// or its plugin is not installed on a developer machine. Panics under `CI=true` when
     /// they are missing, and anywhere when Orthanc does not come up (with its log).
     pub fn start(self) -> Option<Orthanc> {
-        if !Path::new(ORTHANC).exists() || !Path::new(PLUGIN).exists() {
-            crate::absent(
-                &format!("Orthanc ({ORTHANC}) with its DICOMweb plugin ({PLUGIN})"),
-                "`apt-get install -y orthanc orthanc-dicomweb`",
-            );
+        if !Orthanc::available() {
             return None;
         }
         let dir = tempfile::tempdir().expect("a temporary folder");
@@ -126,6 +122,19 @@ impl Orthanc {
     /// A builder (ports, DICOMweb servers).
     pub fn builder() -> OrthancBuilder {
         OrthancBuilder::default()
+    }
+
+    /// Whether Orthanc and its DICOMweb plugin are installed; when not, says so loudly (and
+    /// panics under `CI=true`), so a caller can skip before setting up anything else.
+    pub fn available() -> bool {
+        if Path::new(ORTHANC).exists() && Path::new(PLUGIN).exists() {
+            return true;
+        }
+        crate::absent(
+            &format!("Orthanc ({ORTHANC}) with its DICOMweb plugin ({PLUGIN})"),
+            "`apt-get install -y orthanc orthanc-dicomweb`",
+        );
+        false
     }
 
     /// Starts Orthanc with the defaults ([`OrthancBuilder::start`]).
