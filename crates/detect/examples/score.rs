@@ -47,12 +47,6 @@ fn main() {
     if let Some(v) = env("FLAT") {
         p.max_flatness = v.parse().expect("DETECT_FLAT");
     }
-    if let Some(v) = env("TEXT_FLAT") {
-        p.max_text_flatness = v.parse().expect("DETECT_TEXT_FLAT");
-    }
-    if let Some(v) = env("SIGMAS") {
-        p.min_contrast_sigmas = v.parse().expect("DETECT_SIGMAS");
-    }
     if let Some(v) = env("FLAT1") {
         p.max_flatness_single = v.parse().expect("DETECT_FLAT1");
     }
