@@ -379,3 +379,78 @@ mod tests {
         assert!(none.to_string().contains("| XA | 1 |"));
     }
 }
+
+#[cfg(test)]
+mod cover_tests {
+    use super::*;
+    use crate::{Image, TextBox};
+
+    /// Returns fixed rectangles whatever the frame.
+    struct Fixed(Vec<Rect>);
+    impl Detector for Fixed {
+        fn name(&self) -> &'static str {
+            "fixed"
+        }
+        fn detect(&self, _: &Image) -> Vec<TextBox> {
+            self.0
+                .iter()
+                .map(|&rect| TextBox { rect, score: 1.0 })
+                .collect()
+        }
+    }
+
+    #[test]
+    fn a_box_needs_95_percent_of_its_text_pixels_masked_on_every_frame() {
+        let s = crate::synth::sample(Kind::Cine, 1, 21);
+        let truth: Vec<Rect> = s.boxes.iter().map(|b| b.rect).collect();
+        let exact = evaluate(
+            &[&Fixed(truth.clone())],
+            std::slice::from_ref(&s),
+            Options::default(),
+        );
+        assert_eq!(exact.text.recall(), 1.0, "{exact}");
+        // The left half of every box: far under 95 % of the text pixels.
+        let halves: Vec<Rect> = truth
+            .iter()
+            .map(|r| Rect {
+                width: r.width / 2,
+                ..*r
+            })
+            .collect();
+        let half = evaluate(
+            &[&Fixed(halves)],
+            std::slice::from_ref(&s),
+            Options::default(),
+        );
+        assert_eq!(half.text.hidden, 0, "{half}");
+        assert!(half
+            .misses
+            .iter()
+            .all(|m| m.covered < 0.95 && m.covered > 0.2));
+        // Padding is applied before judging: boxes one pixel short on each side pass with pad 1.
+        let shrunk: Vec<Rect> = truth
+            .iter()
+            .map(|r| Rect {
+                x: r.x + 1,
+                y: r.y + 1,
+                width: r.width - 2,
+                height: r.height - 2,
+            })
+            .collect();
+        let tight = evaluate(
+            &[&Fixed(shrunk.clone())],
+            std::slice::from_ref(&s),
+            Options::default(),
+        );
+        let padded = evaluate(
+            &[&Fixed(shrunk)],
+            std::slice::from_ref(&s),
+            Options {
+                pad: 1,
+                ..Options::default()
+            },
+        );
+        assert!(tight.text.hidden < tight.text.boxes);
+        assert_eq!(padded.text.recall(), 1.0);
+    }
+}
