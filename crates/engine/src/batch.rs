@@ -740,6 +740,7 @@ mod tests {
             new_study_uid: "2.25.1".into(),
             new_series_uid: "2.25.2".into(),
             new_sop_instance_uid: "2.25.3".into(),
+            pixel: Default::default(),
         }
     }
 

@@ -6,13 +6,22 @@
 //! 1. **parse** the Part 10 stream (`dicom-deid-wire`), inflating deflated data
 //!    sets; bad input is [`Rejection::NotDicom`] or [`Rejection::Unreadable`];
 //! 2. **check** what cannot be de-identified here: a DICOMDIR, an instance with no
-//!    SOP Instance UID, or BurnedInAnnotation = YES while no pixel clean exists
-//!    ([`Rejection::Unsupported`], fail closed);
-//! 3. **scrub** the tags under the profile (`dicom-deid-scrub`);
-//! 4. **encode** with a new file meta, in the input's transfer syntax (deflated
-//!    input is written as explicit VR little endian); pixel data is copied byte for
-//!    byte, never decoded;
-//! 5. **verify**: re-read the encoded bytes and scan them for any original value
+//!    SOP Instance UID ([`Rejection::Unsupported`], fail closed);
+//! 3. **pixels** (`dicom-deid-pixel`): from the header alone, decide whether the
+//!    instance needs a pixel clean (BurnedInAnnotation YES, a region rule of the
+//!    profile matches, or the profile's `[pixel] detection` mode asks for text
+//!    detection on it). If not, pixel data passes through byte for byte, never
+//!    decoded. If so: decode, run the rules and the detectors, mask the padded boxes
+//!    on every frame, re-encode; a clean that cannot be done completely is a
+//!    [`Rejection::Unsupported`] naming the reason (nothing half-clean is written);
+//! 4. **scrub** the tags under the profile (`dicom-deid-scrub`); after a clean,
+//!    BurnedInAnnotation becomes NO, code 113101 (Clean Pixel Data) joins
+//!    DeidentificationMethodCodeSequence, and the image pixel attributes and the file
+//!    meta transfer syntax describe the new pixel data;
+//! 5. **encode** with a new file meta, in the input's transfer syntax (deflated
+//!    input is written as explicit VR little endian; cleaned pixel data as the pixel
+//!    stage says);
+//! 6. **verify**: re-read the encoded bytes and scan them for any original value
 //!    that was removed or replaced ([`Rejection::Leak`] names the tag).
 //!
 //! It does no I/O and keeps no state between instances: the same input, profile
@@ -27,12 +36,16 @@
 
 pub mod batch;
 
+use dicom_deid_pixel::detectors::Detectors;
+use dicom_deid_pixel::stage::{Instance, Stage};
 use dicom_deid_scrub::{verify, Scrubber};
 use dicom_deid_wire::{
     parse_dataset, read_file, tags as wt, write_file, DataSet, FileMetaOut, Limits, Syntax,
 };
 use snafu::Snafu;
+use std::sync::Arc;
 
+pub use dicom_deid_pixel::detect::Found;
 pub use dicom_deid_profile::{Action, Code, DeidOption, Profile, Source};
 pub use dicom_deid_scrub::key::{Key, KeyError, KEY_FILE_ENV};
 pub use dicom_deid_scrub::Change;
@@ -43,6 +56,11 @@ pub const IMPLEMENTATION_CLASS_UID: &str = "2.25.1483522999186409303368702432271
 pub const IMPLEMENTATION_VERSION_NAME: &str = concat!("DICOMDEID_", env!("CARGO_PKG_VERSION"));
 
 const BURNED_IN_ANNOTATION: u32 = 0x0028_0301;
+const MODALITY: u32 = 0x0008_0060;
+const MANUFACTURER: u32 = 0x0008_0070;
+const MANUFACTURER_MODEL_NAME: u32 = 0x0008_1090;
+const SEQUENCE_OF_ULTRASOUND_REGIONS: u32 = 0x0018_6011;
+const CLEAN_PIXEL_DATA: &str = "113101";
 const DIRECTORY_RECORD_SEQUENCE: u32 = 0x0004_1220;
 const MEDIA_DIRECTORY_STORAGE: &str = "1.2.840.10008.1.3.10";
 
@@ -109,6 +127,27 @@ pub struct Report {
     pub new_series_uid: String,
     /// New SOP Instance UID.
     pub new_sop_instance_uid: String,
+    /// What the pixel stage did.
+    pub pixel: PixelReport,
+}
+
+/// What the pixel stage did to one instance.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum PixelReport {
+    /// Nothing was needed: pixel data (if any) passed through byte for byte.
+    #[default]
+    PassThrough,
+    /// A clean was needed but the instance has no Pixel Data.
+    NoPixelData,
+    /// The pixels were decoded, searched and masked, and re-encoded.
+    Cleaned {
+        /// Why: "BurnedInAnnotation YES", "rule:<id>", "detection (usual)", …
+        reasons: Vec<String>,
+        /// The detectors that ran.
+        detectors: Vec<String>,
+        /// Per frame: the masked rectangles (padded) and what found each.
+        frames: Vec<Vec<Found>>,
+    },
 }
 
 /// A de-identified, verified instance.
@@ -127,16 +166,30 @@ pub struct Engine {
     profile: Profile,
     key: Key,
     limits: Limits,
+    detectors: Arc<Detectors>,
 }
 
 impl Engine {
-    /// An engine with default limits.
+    /// An engine with default limits and the default text detectors (the classical
+    /// detector, plus the PP-OCRv4 network when its weights are installed).
     pub fn new(profile: Profile, key: Key) -> Engine {
         Engine {
             profile,
             key,
             limits: Limits::default(),
+            detectors: Arc::new(Detectors::default_set()),
         }
+    }
+
+    /// Replaces the text detectors (share one set between engines with the `Arc`).
+    pub fn with_detectors(mut self, detectors: Arc<Detectors>) -> Engine {
+        self.detectors = detectors;
+        self
+    }
+
+    /// The names of the text detectors this engine runs.
+    pub fn detector_names(&self) -> Vec<&'static str> {
+        self.detectors.names()
     }
 
     /// Replaces the parsing limits.
@@ -179,6 +232,83 @@ impl Engine {
         self.run(input, None)
     }
 
+    /// Decides and, when needed, performs the pixel clean (before scrubbing: the
+    /// signature attributes are read as they came).
+    fn clean_pixels(
+        &self,
+        ds: &DataSet<'_>,
+        class: &str,
+        transfer_syntax: &str,
+    ) -> Result<(PixelReport, Option<dicom_deid_pixel::Encoded>), Rejection> {
+        let config = self.profile.pixel();
+        let refs = self.detectors.as_refs();
+        let stage = Stage::new(config, refs);
+        let be = transfer_syntax == dicom_deid_pixel::EXPLICIT_BE;
+        let us = |tag| -> u16 {
+            ds.get(tag)
+                .and_then(|e| e.bytes())
+                .and_then(|b| b.get(..2))
+                .map_or(0, |b| {
+                    if be {
+                        u16::from_be_bytes([b[0], b[1]])
+                    } else {
+                        u16::from_le_bytes([b[0], b[1]])
+                    }
+                })
+        };
+        let inst = Instance {
+            signature: dicom_deid_profile::pixel::Signature {
+                modality: ds.str(MODALITY),
+                manufacturer: ds.str(MANUFACTURER),
+                model: ds.str(MANUFACTURER_MODEL_NAME),
+                sop_class: Some(class),
+                rows: us(dicom_deid_pixel::dataset::tags::ROWS),
+                columns: us(dicom_deid_pixel::dataset::tags::COLUMNS),
+            },
+            burned_in: ds.str(BURNED_IN_ANNOTATION),
+            ultrasound_regions: if config.ultrasound_regions {
+                ultrasound_regions(ds, be)
+            } else {
+                Vec::new()
+            },
+        };
+        let decision = stage.decide(&inst);
+        if !decision.needs_clean() {
+            return Ok((PixelReport::PassThrough, None));
+        }
+        let mut reasons = Vec::new();
+        if decision.burned_in {
+            reasons.push("BurnedInAnnotation YES".to_string());
+        }
+        reasons.extend(decision.rules.iter().map(|(id, _)| format!("rule:{id}")));
+        if !decision.outside_ultrasound.is_empty() {
+            reasons.push("rule:ultrasound-regions".to_string());
+        }
+        if decision.detect {
+            reasons.push(format!("detection ({})", config.detection.as_str()));
+        }
+        let fail = |e: dicom_deid_pixel::PixelError| Rejection::Unsupported {
+            reason: format!(
+                "the pixels need a clean ({}) that cannot be done: {e}",
+                reasons.join(", ")
+            ),
+        };
+        let Some((desc, data)) =
+            dicom_deid_pixel::dataset::describe(ds, transfer_syntax).map_err(fail)?
+        else {
+            return Ok((PixelReport::NoPixelData, None));
+        };
+        let cleaned = stage.clean(&decision, &desc, &data).map_err(fail)?;
+        Ok((
+            PixelReport::Cleaned {
+                reasons: reasons.clone(),
+                detectors: cleaned.detectors,
+                frames: cleaned.frames,
+            },
+            Some(cleaned.encoded),
+        ))
+    }
+
     fn run(&self, input: &[u8], encode: Option<&mut Vec<u8>>) -> Result<Report, Rejection> {
         let raw = read_file(input, &self.limits)?;
         let inflated;
@@ -214,12 +344,12 @@ impl Engine {
             }
             .fail();
         }
-        if ds
-            .str(BURNED_IN_ANNOTATION)
-            .is_some_and(|v| v.eq_ignore_ascii_case("YES"))
-        {
-            return UnsupportedSnafu { reason: "BurnedInAnnotation (0028,0301) is YES and no pixel clean is applied (the pixel stage is not available yet)" }.fail();
-        }
+        let pixel_ts = if raw.syntax.deflated {
+            Syntax::EXPLICIT_LE.native_uid().to_string()
+        } else {
+            raw.transfer_syntax_uid.clone()
+        };
+        let (pixel_report, cleaned) = self.clean_pixels(&ds, &class, &pixel_ts)?;
         if ds.get(wt::SOP_CLASS_UID).is_none() {
             ds.put(dicom_deid_wire::Element::text(
                 wt::SOP_CLASS_UID,
@@ -238,7 +368,19 @@ impl Engine {
             new_series_uid: uid(&ds, dicom_deid_scrub::tags::SERIES_INSTANCE_UID),
             new_sop_instance_uid: uid(&ds, wt::SOP_INSTANCE_UID),
             changes: outcome.changes,
+            pixel: pixel_report,
         };
+        let (syntax, ts_out, mut report) = match cleaned {
+            None => (syntax, ts_out, report),
+            Some(encoded) => {
+                let ts = encoded.transfer_syntax.clone();
+                let out_syntax = Syntax::from_uid(&ts).unwrap_or(Syntax::EXPLICIT_LE);
+                dicom_deid_pixel::dataset::apply(&mut ds, encoded, out_syntax.big_endian);
+                mark_clean_pixels(&mut ds);
+                (out_syntax, ts, report)
+            }
+        };
+        report.transfer_syntax_out = ts_out.clone();
         let Some(out) = encode else { return Ok(report) };
         out.clear();
 
@@ -274,4 +416,73 @@ impl Engine {
         drop(reread);
         Ok(report)
     }
+}
+
+/// After a clean: BurnedInAnnotation NO, and 113101 (Clean Pixel Data) in
+/// DeidentificationMethodCodeSequence (the scrubber has put the profile's codes there).
+fn mark_clean_pixels(ds: &mut DataSet<'_>) {
+    use dicom_deid_scrub::tags::{
+        CODE_MEANING, CODE_VALUE, CODING_SCHEME_DESIGNATOR, DEIDENTIFICATION_METHOD_CODE_SEQUENCE,
+    };
+    use dicom_deid_wire::{Element, Value, Vr};
+    ds.put(Element::text(BURNED_IN_ANNOTATION, Vr::CS, "NO"));
+    let mut items = match ds
+        .remove(DEIDENTIFICATION_METHOD_CODE_SEQUENCE)
+        .map(|e| e.value)
+    {
+        Some(Value::Seq(items)) => items,
+        _ => Vec::new(),
+    };
+    if !items
+        .iter()
+        .any(|i| i.str(CODE_VALUE) == Some(CLEAN_PIXEL_DATA))
+    {
+        let mut item = DataSet::default();
+        item.put(Element::text(CODE_VALUE, Vr::SH, CLEAN_PIXEL_DATA));
+        item.put(Element::text(CODING_SCHEME_DESIGNATOR, Vr::SH, "DCM"));
+        item.put(Element::text(
+            CODE_MEANING,
+            Vr::LO,
+            dicom_deid_profile::cid_meaning(CLEAN_PIXEL_DATA).unwrap_or("Clean Pixel Data Option"),
+        ));
+        items.push(item);
+    }
+    ds.put(Element {
+        tag: DEIDENTIFICATION_METHOD_CODE_SEQUENCE,
+        vr: Vr::SQ,
+        value: Value::Seq(items),
+    });
+}
+
+/// The regions of SequenceOfUltrasoundRegions (0018,6011): RegionLocationMinX0,
+/// MinY0, MaxX1, MaxY1 (UL, inclusive bounds).
+fn ultrasound_regions(ds: &DataSet<'_>, be: bool) -> Vec<dicom_deid_pixel::detect::Rect> {
+    let Some(dicom_deid_wire::Value::Seq(items)) =
+        ds.get(SEQUENCE_OF_ULTRASOUND_REGIONS).map(|e| &e.value)
+    else {
+        return Vec::new();
+    };
+    let ul = |item: &DataSet<'_>, tag| -> Option<u32> {
+        let b: [u8; 4] = item.get(tag)?.bytes()?.get(..4)?.try_into().ok()?;
+        Some(if be {
+            u32::from_be_bytes(b)
+        } else {
+            u32::from_le_bytes(b)
+        })
+    };
+    items
+        .iter()
+        .filter_map(|item| {
+            let x0 = ul(item, 0x0018_6018)?;
+            let y0 = ul(item, 0x0018_601A)?;
+            let x1 = ul(item, 0x0018_601C)?;
+            let y1 = ul(item, 0x0018_601E)?;
+            (x1 >= x0 && y1 >= y0).then(|| dicom_deid_pixel::detect::Rect {
+                x: x0,
+                y: y0,
+                width: x1 - x0 + 1,
+                height: y1 - y0 + 1,
+            })
+        })
+        .collect()
 }

@@ -102,10 +102,13 @@ fn file_with(extra: Vec<dicom_deid_wire::Element<'static>>, drop_tag: Option<u32
 fn refuses_what_it_cannot_fully_deidentify() {
     use dicom_deid_wire::{testing::text, Vr};
     let e = engine();
+    // Burned-in text in pixels the stage cannot decode (no BitsAllocated): refused
+    // with the pixel reason, never written unmasked.
     let burned = file_with(vec![text(0x0028_0301, Vr::CS, "YES")], None);
     let err = e.process(&burned).unwrap_err().to_string();
     assert!(
-        err.contains("BurnedInAnnotation (0028,0301) is YES"),
+        err.contains("the pixels need a clean (BurnedInAnnotation YES")
+            && err.contains("BitsAllocated (0028,0100)"),
         "{err}"
     );
     // NO is fine.

@@ -49,6 +49,7 @@
 
 mod codec;
 pub mod dataset;
+pub mod detectors;
 mod image;
 mod rle;
 pub mod stage;
