@@ -170,3 +170,51 @@ fn equiluminant_coloured_text_is_found() {
     };
     assert!(text_px.iter().all(inside), "found {found:?}");
 }
+
+/// Odd sizes and random content: no panic, every box inside the frame, not empty.
+#[test]
+fn boxes_stay_inside_frames_of_any_size() {
+    let mut seed = 0x1234_5678u64;
+    let mut next = move || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed
+    };
+    let c = Classical::new();
+    for &(w, h, ch) in &[
+        (3u32, 3u32, 1u8),
+        (2, 500, 1),
+        (500, 2, 3),
+        (7, 301, 3),
+        (301, 7, 1),
+        (64, 64, 3),
+        (129, 97, 1),
+    ] {
+        for contrast in [0u64, 64, 256] {
+            let n = (w * h * ch as u32) as usize;
+            let data: Vec<u8> = (0..n)
+                .map(|_| {
+                    if contrast == 0 {
+                        0
+                    } else {
+                        (next() % contrast) as u8
+                    }
+                })
+                .collect();
+            let img = Image {
+                width: w,
+                height: h,
+                channels: ch,
+                data,
+            };
+            for b in c.detect(&img) {
+                let r = b.rect;
+                assert!(
+                    !r.is_empty() && r.x + r.width <= w && r.y + r.height <= h,
+                    "{r:?} in {w}x{h}"
+                );
+            }
+        }
+    }
+}
