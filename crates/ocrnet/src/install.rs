@@ -226,6 +226,12 @@ pub enum InstallError {
         /// Its SHA-256.
         actual: String,
     },
+    /// The file is far larger than the pinned wheel (about 15 MB).
+    #[snafu(display("the wheel file has {len} bytes, far more than {WHEEL_FILE}; refusing it"))]
+    WheelTooLarge {
+        /// Its size.
+        len: u64,
+    },
     /// The model could not be taken out of the wheel.
     #[snafu(display("cannot extract {WHEEL_MEMBER} from the wheel: {reason}"))]
     Extract {
@@ -290,10 +296,7 @@ pub fn model_from_wheel(wheel: &[u8]) -> Result<Vec<u8>, InstallError> {
 fn read_wheel(path: &Path) -> Result<Vec<u8>, InstallError> {
     let len = fs::metadata(path).context(ReadWheelSnafu { path })?.len();
     if len > MAX_WHEEL_LEN as u64 {
-        return WheelHashSnafu {
-            actual: format!("(not computed: {len} bytes is too large for this wheel)"),
-        }
-        .fail();
+        return WheelTooLargeSnafu { len }.fail();
     }
     fs::read(path).context(ReadWheelSnafu { path })
 }
@@ -367,6 +370,15 @@ mod tests {
         );
         let missing = install(&models, &Source::Wheel(dir.path().join("absent.whl")));
         assert!(matches!(missing, Err(InstallError::ReadWheel { .. })));
+        // A huge file is refused before it is read (sparse: costs no disk).
+        let huge = dir.path().join("huge.whl");
+        fs::File::create(&huge)
+            .unwrap()
+            .set_len(MAX_WHEEL_LEN as u64 + 1)
+            .unwrap();
+        let err = install(&models, &Source::Wheel(huge)).unwrap_err();
+        assert!(matches!(err, InstallError::WheelTooLarge { .. }), "{err}");
+        assert!(!model_path(&models).exists());
     }
 
     #[test]
