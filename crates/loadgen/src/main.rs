@@ -3,7 +3,7 @@
 //! - `stow --url URL [--clients C] [--per-request N] DIR` sends every file under `DIR` (sorted
 //!   by path) to a STOW-RS endpoint as `multipart/related; type="application/dicom"` requests of
 //!   `N` instances, from `C` concurrent clients. A 503 is retried after its `Retry-After` and
-//!   counted. It prints `key=value` lines: requests, instances, bytes, stored, failed, the number
+//!   counted, and so is a request that failed to send (connection closed). It prints `key=value` lines: requests, instances, bytes, stored, failed, the number
 //!   of 503s, wall seconds from the first request to the last answer, instances/s, MB/s
 //!   (10^6 bytes), and p50/p99/max latency of the answered requests (first byte sent to last
 //!   byte of the answer). With `--metrics URL` it then waits until the gateway's
@@ -59,7 +59,7 @@ enum Command {
         /// Files larger than this are streamed from disk instead of read whole.
         #[arg(long, default_value_t = 8 << 20)]
         stream_above: u64,
-        /// Give up on a request after this many 503 answers.
+        /// Give up on a request after this many 503 answers or send errors.
         #[arg(long, default_value_t = 1000)]
         max_retries: u32,
         /// The files to send (a folder is walked; files are sent in path order).
@@ -176,6 +176,7 @@ struct Tally {
     stored: AtomicU64,
     failed: AtomicU64,
     shed: AtomicU64,
+    send_errors: AtomicU64,
     latencies_us: Mutex<Vec<u64>>,
 }
 
@@ -244,6 +245,7 @@ async fn stow(plan: Plan, files: Vec<(PathBuf, u64)>) -> Result<bool, String> {
     println!("stored={stored}");
     println!("failed={failed}");
     println!("shed_503={}", tally.shed.load(Relaxed));
+    println!("send_errors={}", tally.send_errors.load(Relaxed));
     println!("seconds={seconds:.4}");
     println!("instances_per_s={:.1}", stored as f64 / seconds);
     println!("mb_per_s={:.1}", bytes as f64 / 1e6 / seconds);
@@ -271,7 +273,7 @@ async fn stow(plan: Plan, files: Vec<(PathBuf, u64)>) -> Result<bool, String> {
     Ok(failed == 0 && stored == instances)
 }
 
-/// Sends one request (retrying 503s) and tallies its outcome.
+/// Sends one request (retrying 503s and send errors) and tallies its outcome.
 async fn send(client: &reqwest::Client, plan: &Plan, files: &[(PathBuf, u64)], tally: &Tally) {
     let content_type =
         format!("multipart/related; type=\"application/dicom\"; boundary={BOUNDARY}");
@@ -289,8 +291,19 @@ async fn send(client: &reqwest::Client, plan: &Plan, files: &[(PathBuf, u64)], t
             .await;
         let res = match answer {
             Ok(r) => r,
+            // A gateway that answers 503 before reading the body may close the connection
+            // while the client is still sending it: the client sees a send error, not the
+            // answer. Retried like a 503 and counted apart.
+            Err(e) if attempts <= plan.max_retries => {
+                tally.send_errors.fetch_add(1, Relaxed);
+                if tally.send_errors.load(Relaxed) <= 3 {
+                    eprintln!("loadgen: request failed, retrying in 1 s: {e}");
+                }
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                continue;
+            }
             Err(e) => {
-                eprintln!("loadgen: request failed: {e}");
+                eprintln!("loadgen: request failed, giving up: {e}");
                 tally.failed.fetch_add(files.len() as u64, Relaxed);
                 return;
             }
