@@ -45,6 +45,7 @@ pub fn show(name: &str) -> u8 {
             options.join(", ")
         }
     );
+    let _ = writeln!(out, "{}", profile.pixel().summary());
     let _ = writeln!(out);
 
     let header = ["TAG", "NAME", "BASIC", "CODE", "ACTION", "SOURCE"];

@@ -274,6 +274,12 @@ fn profile_list_show_and_check() {
     for column in ["NAME", "BASIC", "CODE", "ACTION", "SOURCE"] {
         assert!(header.contains(column), "{header}");
     }
+    assert!(
+        stdout
+            .lines()
+            .any(|l| l.starts_with("pixel: detection usual, padding 3 px")),
+        "{stdout}"
+    );
     let name = stdout
         .lines()
         .find(|l| l.starts_with("0010,0010"))

@@ -148,6 +148,47 @@ impl Default for PixelConfig {
     }
 }
 
+impl PixelConfig {
+    /// The section as `profile show` prints it: one line of settings, then one line per
+    /// region rule.
+    pub fn summary(&self) -> String {
+        let mut out = format!(
+            "pixel: detection {}, padding {} px, blank outside ultrasound regions: {}, {} region rule(s)",
+            self.detection.as_str(),
+            self.padding,
+            if self.ultrasound_regions { "yes" } else { "no" },
+            self.regions.len()
+        );
+        for r in &self.regions {
+            let mut sig = Vec::new();
+            let mut add = |k: &str, v: Option<String>| {
+                if let Some(v) = v {
+                    sig.push(format!("{k}={v}"));
+                }
+            };
+            add("modality", r.modality.clone());
+            add("manufacturer~", r.manufacturer.clone());
+            add("model~", r.model.clone());
+            add("sop_class", r.sop_class.clone());
+            add("rows", r.rows.map(|v| v.to_string()));
+            add("columns", r.columns.map(|v| v.to_string()));
+            let rects: Vec<String> = r
+                .rects
+                .iter()
+                .map(|[x, y, w, h]| format!("({x},{y} {w}x{h})"))
+                .collect();
+            out.push_str(&format!(
+                "\n  rule:{} (line {}): {} -> {}",
+                r.id,
+                r.line,
+                sig.join(" "),
+                rects.join(" ")
+            ));
+        }
+        out
+    }
+}
+
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawPixel {
