@@ -58,6 +58,8 @@ pub struct RawConfig {
     /// Destinations. Default: `local`, a folder `<data_dir>/out`.
     #[serde(default)]
     pub destinations: Vec<RawDestination>,
+    /// The DIMSE C-STORE SCP (`[dimse]`); absent: no SCP.
+    pub dimse: Option<crate::dimse::RawDimse>,
     /// Ingest tokens (hashed). None: ingest is open (loopback only).
     #[serde(default)]
     pub tokens: Vec<RawToken>,
@@ -568,6 +570,10 @@ impl RawConfig {
                 destinations: r.destinations.clone(),
             });
         }
+        let dimse = self
+            .dimse
+            .as_ref()
+            .and_then(|d| crate::dimse::validate(d, &route_names, &limits, &mut problem));
         for (i, d) in raw_destinations.iter().enumerate() {
             if !used.contains(&d.name) {
                 problem(
@@ -655,6 +661,7 @@ impl RawConfig {
             limits,
             routes,
             destinations,
+            dimse,
             tokens: crate::auth::Tokens::new(tokens),
             tls,
             log: LogConfig { format, level },
@@ -798,6 +805,8 @@ pub struct Config {
     pub routes: Vec<RouteConfig>,
     /// Destinations.
     pub destinations: Vec<DestinationConfig>,
+    /// The DIMSE C-STORE SCP, if configured.
+    pub dimse: Option<crate::dimse::DimseConfig>,
     /// Ingest tokens (empty: ingest is open; only on loopback).
     pub tokens: crate::auth::Tokens,
     /// TLS on the listener.
@@ -1187,6 +1196,7 @@ impl Config {
         Ok(Gateway {
             state,
             forwarder,
+            dimse: self.dimse.clone(),
             tls,
         })
     }

@@ -51,8 +51,8 @@ use tracing::{info, warn};
 use crate::originals::Originals;
 use crate::{AppState, Inner, Routing};
 
-/// The outcome of one part.
-enum Outcome {
+/// The outcome of one instance (a STOW part or a C-STORE).
+pub(crate) enum Outcome {
     Stored {
         sop_class: String,
         sop_instance: String,
@@ -62,16 +62,44 @@ enum Outcome {
         sop_instance: String,
         reason: u16,
         spool_full: bool,
+        /// Why, as audited (tags, codes and fixed text; never a value).
+        comment: String,
     },
 }
 
 impl Outcome {
     fn unreadable(reason: u16) -> Outcome {
+        let comment = match reason {
+            failure::OUT_OF_RESOURCES => "out of resources",
+            failure::CANNOT_UNDERSTAND => "not DICOM or unreadable",
+            _ => "processing failure",
+        };
         Outcome::Failed {
             sop_class: String::new(),
             sop_instance: String::new(),
             reason,
             spool_full: false,
+            comment: comment.to_string(),
+        }
+    }
+
+    /// The same outcome with the audited reason as its comment.
+    fn with_comment(self, why: &str) -> Outcome {
+        match self {
+            Outcome::Failed {
+                sop_class,
+                sop_instance,
+                reason,
+                spool_full,
+                ..
+            } => Outcome::Failed {
+                sop_class,
+                sop_instance,
+                reason,
+                spool_full,
+                comment: why.to_string(),
+            },
+            stored => stored,
         }
     }
 }
@@ -95,6 +123,7 @@ impl Answer {
                 sop_instance,
                 reason,
                 spool_full,
+                ..
             } => {
                 self.spool_full |= spool_full;
                 self.response.failed(&sop_class, &sop_instance, reason);
@@ -179,6 +208,7 @@ pub(crate) async fn stow(
                     format!("{request_id}.0"),
                     data,
                     permit,
+                    None,
                 )
                 .await
             }
@@ -232,6 +262,7 @@ pub(crate) async fn stow(
                         part_id,
                         p.body,
                         permit,
+                        None,
                     )));
                     while pending.len() > max_pending {
                         let first = pending.pop_front().expect("not empty");
@@ -354,6 +385,47 @@ fn ms_since(started: Instant) -> f64 {
     started.elapsed().as_secs_f64() * 1000.0
 }
 
+/// One instance received by another ingest path (DIMSE C-STORE from `calling_ae`) on the
+/// route named `route`: room in the in-flight bytes, then [`part`], exactly as a STOW part.
+/// `Stored` means durable in the spool for every destination of the route.
+pub(crate) async fn store_instance(
+    state: AppState,
+    route: &str,
+    calling_ae: &str,
+    instance_id: String,
+    data: Bytes,
+) -> Outcome {
+    let inner = &*state.inner;
+    let Some(routing) = inner.routes.iter().find(|r| r.name == route).cloned() else {
+        // Validation ties every DIMSE peer to a route; fail closed anyway.
+        return Outcome::unreadable(failure::PROCESSING_FAILURE).with_comment("unknown route");
+    };
+    if data.len() as u64 > inner.limits.max_instance_bytes {
+        reject_unread(
+            inner,
+            &routing,
+            &instance_id,
+            "the instance is larger than the limit",
+            data.len(),
+        );
+        return Outcome::unreadable(failure::OUT_OF_RESOURCES)
+            .with_comment("the instance is larger than the limit");
+    }
+    let Some(permit) = reserve(inner, data.len()).await else {
+        return Outcome::unreadable(failure::OUT_OF_RESOURCES);
+    };
+    part(
+        state.clone(),
+        routing,
+        None,
+        instance_id,
+        data,
+        permit,
+        Some(calling_ae.to_string()),
+    )
+    .await
+}
+
 /// Room for one part in the in-flight bytes (input and output are held at once: both count).
 async fn reserve(inner: &Inner, len: usize) -> Option<OwnedSemaphorePermit> {
     let kib = u32::try_from((len as u64 * 2).div_ceil(1024).max(1)).unwrap_or(u32::MAX);
@@ -369,8 +441,9 @@ fn joined(result: Result<Outcome, tokio::task::JoinError>) -> Outcome {
     result.unwrap_or_else(|_| Outcome::unreadable(failure::PROCESSING_FAILURE))
 }
 
-/// One part: wait for a worker, de-identify and spool on the blocking pool, notify the
-/// forwarder. Holds `_bytes` (its share of the in-flight bytes) until done.
+/// One part (or C-STORE instance): wait for a worker, de-identify and spool on the blocking
+/// pool, notify the forwarder. Holds `_bytes` (its share of the in-flight bytes) until done.
+/// `calling_ae` is the DIMSE sender's AE title (audited), `None` for STOW.
 async fn part(
     state: AppState,
     route: Arc<Routing>,
@@ -378,6 +451,7 @@ async fn part(
     part_id: String,
     data: Bytes,
     _bytes: OwnedSemaphorePermit,
+    calling_ae: Option<String>,
 ) -> Outcome {
     let inner = &*state.inner;
     let Ok(_worker) = inner.workers.clone().acquire_owned().await else {
@@ -394,6 +468,7 @@ async fn part(
             job_study.as_deref(),
             &job_id,
             &data,
+            calling_ae,
         )
     })
     .await;
@@ -414,14 +489,15 @@ async fn part(
     }
 }
 
-/// The blocking half of one part: read originals, check the study, de-identify per profile,
-/// put per destination, audit.
+/// The blocking half of one instance, shared by STOW-RS and DIMSE: read originals, check the
+/// study, de-identify per profile, put per destination, audit.
 fn process(
     inner: &Inner,
     route: &Routing,
     study: Option<&str>,
     part_id: &str,
     data: &[u8],
+    calling_ae: Option<String>,
 ) -> Outcome {
     let m = &inner.metrics;
     m.received.fetch_add(1, Relaxed);
@@ -433,6 +509,7 @@ fn process(
     let base = Record {
         instance: part_id.to_string(),
         route: Some(route.name.clone()),
+        calling_ae,
         key_id: Some(key_id.clone()),
         ..Record::default()
     };
@@ -444,6 +521,7 @@ fn process(
     };
     let reject = |record: Record, reason: String, outcome: Outcome| {
         m.rejected.fetch_add(1, Relaxed);
+        let outcome = outcome.with_comment(&reason);
         audit(
             inner,
             &Record {
@@ -489,6 +567,7 @@ fn process(
         sop_instance: originals.sop_instance.clone(),
         reason,
         spool_full,
+        comment: String::new(),
     };
 
     if let Some(expected) = study {

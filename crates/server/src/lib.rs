@@ -18,7 +18,10 @@
 //! `/studies/{uid}` must be a UID (else 400 before the body is read) and is only compared with
 //! the instances' own, and stored files are named by the spool and by new UIDs.
 //!
-//! What it does not do (yet): DIMSE.
+//! - [`dimse`]: the `[dimse]` section and the C-STORE SCP (crate `dicom-deid-dimse`) that
+//!   [`run`] starts beside the HTTP listener; each C-STORE instance takes the STOW-RS path
+//!   (engine, durable spool put per destination, audit with the calling AE title) before the
+//!   SCP answers Success.
 //!
 //! An instance is answered "stored" (listed in ReferencedSOPSequence) only after its
 //! de-identified bytes were put durably in the spool for **every** destination of its route.
@@ -36,6 +39,7 @@
 
 pub mod auth;
 pub mod config;
+pub mod dimse;
 mod ingest;
 pub mod listen;
 pub mod ops;
@@ -221,6 +225,8 @@ pub struct Gateway {
     pub state: AppState,
     /// Delivers from the spool; [`run`] runs it.
     pub forwarder: Forwarder,
+    /// The DIMSE C-STORE SCP (`[dimse]`), which [`run`] starts beside the HTTP listener.
+    pub dimse: Option<dimse::DimseConfig>,
     /// TLS for the listener (`[tls]`), or `None` for clear HTTP.
     pub tls: Option<Arc<rustls::ServerConfig>>,
 }
@@ -329,8 +335,38 @@ pub async fn run(
         state,
         forwarder,
         tls,
+        dimse,
     } = gateway;
+    let dimse_listener = match &dimse {
+        Some(d) => Some(TcpListener::bind(d.listen).await?),
+        None => None,
+    };
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let scp = match (dimse, dimse_listener) {
+        (Some(config), Some(listener)) => {
+            tracing::info!(
+                message = "DIMSE SCP listening.",
+                address = %config.listen,
+                ae_title = %config.scp.ae_title,
+                peers = config.scp.peers.len(),
+            );
+            let state = state.clone();
+            let mut scp_rx = stop_rx.clone();
+            Some(tokio::spawn(async move {
+                dimse::serve(
+                    listener,
+                    state,
+                    &config,
+                    Arc::new(dicom_deid_dimse::ScpMetrics::default()),
+                    async move {
+                        let _ = scp_rx.wait_for(|stop| *stop).await;
+                    },
+                )
+                .await
+            }))
+        }
+        _ => None,
+    };
     let mut forward_rx = stop_rx.clone();
     let forwarding = tokio::spawn(forwarder.run(async move {
         let _ = forward_rx.wait_for(|stop| *stop).await;
@@ -338,6 +374,9 @@ pub async fn run(
     let audit = state.inner.audit.clone();
     let served = listen::serve(listener, app(state), tls, shutdown).await;
     let _ = stop_tx.send(true);
+    if let Some(scp) = scp {
+        let _ = scp.await;
+    }
     let _ = forwarding.await;
     let _ = tokio::task::spawn_blocking(move || {
         if let Ok(mut log) = audit.lock() {
