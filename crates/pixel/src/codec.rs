@@ -155,6 +155,11 @@ pub(crate) fn decode(desc: &PixelDescription, data: &PixelData) -> Result<Decode
                     desc.bits_allocated
                 )));
             }
+            if desc.transfer_syntax == "1.2.840.10008.1.2.4.51" && desc.bits_stored > 8 {
+                return Err(unsupported(
+                    "12-bit JPEG Extended: the JPEG decoder has no 12-bit DCT",
+                ));
+            }
             let per_frame = split_frames(fragments, offset_table, frames_n, &desc.transfer_syntax)?;
             let mut frames = Vec::with_capacity(frames_n);
             for (i, bytes) in per_frame.iter().enumerate() {
