@@ -145,6 +145,7 @@ struct Inner {
     bytes: Arc<Semaphore>,
     metrics: IngestMetrics,
     forward_metrics: Arc<Metrics>,
+    dimse_metrics: Arc<dicom_deid_dimse::ScpMetrics>,
     tokens: auth::Tokens,
     probes: ops::Readiness,
     requests_metrics: ops::RequestMetrics,
@@ -191,6 +192,7 @@ impl AppState {
                 limits,
                 metrics: IngestMetrics::default(),
                 forward_metrics,
+                dimse_metrics: Arc::default(),
                 tokens,
                 probes: ops::Readiness::new(probes),
                 requests_metrics: ops::RequestMetrics::default(),
@@ -350,18 +352,13 @@ pub async fn run(
                 ae_title = %config.scp.ae_title,
                 peers = config.scp.peers.len(),
             );
-            let state = state.clone();
+            let scp_state = state.clone();
+            let scp_metrics = state.inner.dimse_metrics.clone();
             let mut scp_rx = stop_rx.clone();
             Some(tokio::spawn(async move {
-                dimse::serve(
-                    listener,
-                    state,
-                    &config,
-                    Arc::new(dicom_deid_dimse::ScpMetrics::default()),
-                    async move {
-                        let _ = scp_rx.wait_for(|stop| *stop).await;
-                    },
-                )
+                dimse::serve(listener, scp_state, &config, scp_metrics, async move {
+                    let _ = scp_rx.wait_for(|stop| *stop).await;
+                })
                 .await
             }))
         }

@@ -269,6 +269,41 @@ pub(crate) async fn metrics(State(state): State<AppState>) -> impl IntoResponse 
         "STOW-RS requests refused with 503 because the gateway was busy.",
         m.requests_shed.load(Relaxed),
     );
+    let d = &state.inner.dimse_metrics;
+    for (name, help, value) in [
+        (
+            "dicom_deid_dimse_associations_accepted_total",
+            "DIMSE associations accepted.",
+            &d.associations_accepted,
+        ),
+        (
+            "dicom_deid_dimse_associations_rejected_total",
+            "DIMSE associations rejected (AE title, address or association limit).",
+            &d.associations_rejected,
+        ),
+        (
+            "dicom_deid_dimse_associations_aborted_total",
+            "DIMSE associations aborted (protocol error, limit, idle timeout, peer abort, shutdown).",
+            &d.associations_aborted,
+        ),
+        (
+            "dicom_deid_dimse_echoes_total",
+            "C-ECHO requests answered.",
+            &d.echoes,
+        ),
+        (
+            "dicom_deid_dimse_stores_succeeded_total",
+            "C-STORE requests answered Success.",
+            &d.stored,
+        ),
+        (
+            "dicom_deid_dimse_stores_refused_total",
+            "C-STORE requests answered with a failure status.",
+            &d.refused,
+        ),
+    ] {
+        counter(name, help, value.load(Relaxed));
+    }
     counter(
         "dicom_deid_instances_received_total",
         "Instances (parts) received.",

@@ -48,6 +48,7 @@ fn text_of(bytes: &[u8], tag: u32) -> Option<String> {
 struct Running {
     dir: tempfile::TempDir,
     dimse_port: u16,
+    http: std::net::SocketAddr,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     task: tokio::task::JoinHandle<std::io::Result<()>>,
 }
@@ -64,6 +65,7 @@ async fn start(extra: &str) -> Running {
     let raw = RawConfig::from_toml(&text, &path.display().to_string()).unwrap();
     let gateway = raw.validate(Some(&path)).unwrap().build().unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let http = listener.local_addr().unwrap();
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let task = tokio::spawn(dicom_deid_server::run(listener, gateway, async move {
         let _ = rx.await;
@@ -81,6 +83,7 @@ async fn start(extra: &str) -> Running {
     Running {
         dir,
         dimse_port,
+        http,
         stop: Some(tx),
         task,
     }
@@ -211,6 +214,41 @@ async fn storescu_to_the_gateway_is_deidentified_spooled_audited_and_delivered()
             );
         }
     }
+
+    // The SCP's counters in /metrics.
+    let metrics = {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut s = tokio::net::TcpStream::connect(gw.http).await.unwrap();
+        s.write_all(b"GET /metrics HTTP/1.1\r\nHost: gw\r\nConnection: close\r\n\r\n")
+            .await
+            .unwrap();
+        let mut text = String::new();
+        s.read_to_string(&mut text).await.unwrap();
+        text
+    };
+    let value = |name: &str| -> u64 {
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("{name} ")))
+            .unwrap_or_else(|| panic!("{name} in /metrics"))
+            .trim()
+            .parse()
+            .unwrap()
+    };
+    assert_eq!(
+        value("dicom_deid_dimse_associations_accepted_total"),
+        groups.len() as u64 + 1
+    );
+    assert_eq!(value("dicom_deid_dimse_associations_rejected_total"), 1);
+    assert_eq!(value("dicom_deid_dimse_echoes_total"), 1);
+    assert_eq!(
+        value("dicom_deid_dimse_stores_succeeded_total"),
+        stored.len() as u64
+    );
+    assert_eq!(
+        value("dicom_deid_dimse_stores_refused_total"),
+        refused as u64
+    );
 
     // Audit: queued per stored instance, rejected per refusal, all with the calling AE title;
     // no original value.
