@@ -110,7 +110,7 @@ mod time;
 mod verify;
 
 pub use line::{Entry, MAX_LINE};
-pub use log::{AuditError, AuditLog, SyncPolicy};
+pub use log::{AuditError, AuditLog, SyncPolicy, Syncer};
 pub use record::{Event, NewUids, OriginalHashes, Record};
 pub use time::rfc3339_utc;
 pub use verify::{verify, VerifyError, VerifySummary};

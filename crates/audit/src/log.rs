@@ -3,6 +3,8 @@
 use std::fs::{File, OpenOptions};
 use std::io::{self, BufReader, Write};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::SystemTime;
 
 use snafu::{ResultExt, Snafu};
@@ -151,6 +153,84 @@ pub struct AuditLog {
     len: u64,
     /// Set when the file's state is no longer known.
     stopped: bool,
+    /// Group commit for [`AuditLog::append_deferred`].
+    syncer: Syncer,
+}
+
+/// Makes lines written by [`AuditLog::append_deferred`] durable, outside the lock that guards
+/// the log: [`Syncer::sync_through`] issues one `fsync` for every line written so far, so the
+/// writers that wait at the same moment share it (group commit) instead of each holding the
+/// log's lock through its own `fsync`. Cheap to clone; `Send + Sync`.
+///
+/// ```
+/// # use dicom_deid_audit::{AuditLog, Event, Record, SyncPolicy};
+/// # let dir = tempfile::tempdir().unwrap();
+/// let log = std::sync::Mutex::new(AuditLog::open(&dir.path().join("a.jsonl"), SyncPolicy::EveryRecord).unwrap());
+/// let record = Record { event: Event::Received, instance: "req-1.0".into(), ..Record::default() };
+/// let (seq, syncer) = {
+///     let mut log = log.lock().unwrap();
+///     (log.append_deferred(&record).unwrap(), log.syncer())
+/// };
+/// syncer.sync_through(seq).unwrap(); // durable now; the lock was not held for the fsync
+/// ```
+#[derive(Debug, Clone)]
+pub struct Syncer {
+    inner: Arc<SyncState>,
+}
+
+#[derive(Debug)]
+struct SyncState {
+    /// A second handle on the log file.
+    file: File,
+    path: PathBuf,
+    /// `seq` of the last line completely written.
+    written: AtomicU64,
+    /// `seq` of the last line known durable; its lock is held through each `fsync`.
+    durable: Mutex<u64>,
+    /// Set when an `fsync` failed: the log accepts no more records.
+    stopped: AtomicBool,
+    /// `false` under [`SyncPolicy::Never`]: syncing is left to the operating system.
+    enabled: bool,
+}
+
+impl Syncer {
+    /// Returns once line `seq` (a value returned by [`AuditLog::append_deferred`]) is on disk.
+    /// If an `fsync` started after it was written already covered it, this returns at once;
+    /// otherwise it syncs the file, covering every line written until then. A failed `fsync`
+    /// stops the log ([`AuditError::Sync`], then [`AuditError::Stopped`]). Under
+    /// [`SyncPolicy::Never`] it returns at once (syncing is left to the operating system).
+    pub fn sync_through(&self, seq: u64) -> Result<(), AuditError> {
+        let s = &*self.inner;
+        if !s.enabled {
+            return Ok(());
+        }
+        let mut durable = s.durable.lock().unwrap_or_else(PoisonError::into_inner);
+        if *durable >= seq {
+            return Ok(());
+        }
+        let path = s.path.as_path();
+        if s.stopped.load(Ordering::SeqCst) {
+            return StoppedSnafu { path }.fail();
+        }
+        // Every line up to `upto` was written before this fsync starts, so it covers them.
+        let upto = s.written.load(Ordering::SeqCst);
+        if let Err(source) = s.file.sync_data() {
+            // After a failed fsync the page cache cannot be trusted (fsyncgate).
+            s.stopped.store(true, Ordering::SeqCst);
+            return Err(source).context(SyncSnafu { path, seq });
+        }
+        *durable = upto;
+        Ok(())
+    }
+
+    /// The `seq` of the last line known to be on disk through this syncer.
+    pub fn durable_seq(&self) -> u64 {
+        *self
+            .inner
+            .durable
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
 }
 
 impl AuditLog {
@@ -178,6 +258,16 @@ impl AuditLog {
         if created && sync == SyncPolicy::EveryRecord {
             sync_parent(path).context(OpenSnafu { path })?;
         }
+        let syncer = Syncer {
+            inner: Arc::new(SyncState {
+                file: file.try_clone().context(OpenSnafu { path })?,
+                path: path.to_path_buf(),
+                written: AtomicU64::new(0),
+                durable: Mutex::new(0),
+                stopped: AtomicBool::new(false),
+                enabled: sync == SyncPolicy::EveryRecord,
+            }),
+        };
         let mut log = AuditLog {
             file,
             path: path.to_path_buf(),
@@ -187,10 +277,16 @@ impl AuditLog {
             last_hash: None,
             len: 0,
             stopped: false,
+            syncer,
         };
         if !created {
             log.continue_chain()?;
         }
+        // Lines already in the file count as written (a sync covers them too).
+        log.syncer
+            .inner
+            .written
+            .store(log.last_seq(), Ordering::SeqCst);
         Ok(log)
     }
 
@@ -273,8 +369,25 @@ impl AuditLog {
     /// If the write fails, the partial line is cut off again and the log stays usable; if
     /// that or the sync fails, the log stops ([`AuditError::Stopped`] from then on).
     pub fn append(&mut self, record: &Record) -> Result<u64, AuditError> {
+        self.write_record(record, self.sync == SyncPolicy::EveryRecord)
+    }
+
+    /// Appends `record` as the next line without syncing it, whatever the [`SyncPolicy`], and
+    /// returns its `seq`: pass it to [`Syncer::sync_through`] (after releasing whatever lock
+    /// guards the log) before telling anyone the record is written. Failures as for
+    /// [`AuditLog::append`].
+    pub fn append_deferred(&mut self, record: &Record) -> Result<u64, AuditError> {
+        self.write_record(record, false)
+    }
+
+    /// The group-commit handle of this log (see [`Syncer`]).
+    pub fn syncer(&self) -> Syncer {
+        self.syncer.clone()
+    }
+
+    fn write_record(&mut self, record: &Record, sync: bool) -> Result<u64, AuditError> {
         let path = self.path.as_path();
-        if self.stopped {
+        if self.stopped || self.syncer.inner.stopped.load(Ordering::SeqCst) {
             return StoppedSnafu { path }.fail();
         }
         let seq = self.next_seq;
@@ -306,7 +419,7 @@ impl AuditLog {
             }
             return Err(source).context(WriteSnafu { path, seq });
         }
-        if self.sync == SyncPolicy::EveryRecord {
+        if sync {
             if let Err(source) = self.file.sync_data() {
                 // After a failed fsync the page cache cannot be trusted (fsyncgate).
                 self.stopped = true;
@@ -317,6 +430,7 @@ impl AuditLog {
         self.next_seq = seq + 1;
         self.prev = prev;
         self.last_hash = Some(hash);
+        self.syncer.inner.written.store(seq, Ordering::SeqCst);
         Ok(seq)
     }
 
@@ -385,5 +499,72 @@ mod tests {
             let mode = std::fs::metadata(&path).unwrap().permissions().mode();
             assert_eq!(mode & 0o777, 0o600);
         }
+    }
+
+    fn record(i: usize) -> Record {
+        Record {
+            event: crate::Event::Received,
+            instance: format!("req-{i}"),
+            ..Record::default()
+        }
+    }
+
+    #[test]
+    fn deferred_lines_become_durable_through_the_syncer() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("audit.jsonl");
+        let mut log = AuditLog::open(&path, SyncPolicy::EveryRecord).unwrap();
+        let syncer = log.syncer();
+        assert_eq!(syncer.durable_seq(), 0);
+        let first = log.append_deferred(&record(1)).unwrap();
+        let second = log.append_deferred(&record(2)).unwrap();
+        assert_eq!((first, second), (1, 2));
+        assert_eq!(syncer.durable_seq(), 0, "nothing synced yet");
+        // One fsync covers every line written before it ...
+        syncer.sync_through(first).unwrap();
+        assert_eq!(syncer.durable_seq(), 2);
+        // ... so asking for the second one is already answered.
+        syncer.sync_through(second).unwrap();
+        assert_eq!(syncer.durable_seq(), 2);
+        drop(log);
+        // Reopened, the syncer starts from the lines already there.
+        let mut log = AuditLog::open(&path, SyncPolicy::EveryRecord).unwrap();
+        let third = log.append_deferred(&record(3)).unwrap();
+        assert_eq!(third, 3);
+        log.syncer().sync_through(third).unwrap();
+        assert_eq!(log.syncer().durable_seq(), 3);
+    }
+
+    #[test]
+    fn concurrent_writers_keep_one_valid_chain() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("audit.jsonl");
+        let log = Arc::new(Mutex::new(
+            AuditLog::open(&path, SyncPolicy::EveryRecord).unwrap(),
+        ));
+        let threads: Vec<_> = (0..8)
+            .map(|t| {
+                let log = log.clone();
+                std::thread::spawn(move || {
+                    for i in 0..50 {
+                        let (seq, syncer) = {
+                            let mut log = log.lock().unwrap();
+                            (
+                                log.append_deferred(&record(t * 100 + i)).unwrap(),
+                                log.syncer(),
+                            )
+                        };
+                        syncer.sync_through(seq).unwrap();
+                        assert!(syncer.durable_seq() >= seq);
+                    }
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
+        let summary = crate::verify(BufReader::new(File::open(&path).unwrap())).unwrap();
+        assert_eq!(summary.last_seq, 400);
+        assert_eq!(log.lock().unwrap().syncer().durable_seq(), 400);
     }
 }

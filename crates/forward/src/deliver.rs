@@ -567,13 +567,15 @@ fn settle(shared: &Shared, items: Vec<Item>, send_ms: f64) -> Tally {
     tally
 }
 
-/// Appends `record`; on failure says so and returns `false` (the caller releases the lease).
+/// Appends `record` and returns once it is on disk; on failure says so and returns `false`
+/// (the caller releases the lease). The `fsync` runs after the log's lock is released, shared
+/// with every other writer waiting at that moment (group commit).
 fn append(shared: &Shared, record: &Record, lease: &Lease) -> bool {
-    let result = shared
-        .audit
-        .lock()
-        .unwrap_or_else(PoisonError::into_inner)
-        .append(record);
+    let written = {
+        let mut log = shared.audit.lock().unwrap_or_else(PoisonError::into_inner);
+        log.append_deferred(record).map(|seq| (seq, log.syncer()))
+    };
+    let result = written.and_then(|(seq, syncer)| syncer.sync_through(seq));
     match result {
         Ok(_) => true,
         Err(e) => {

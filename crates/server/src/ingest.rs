@@ -346,7 +346,7 @@ fn reject_unread(inner: &Inner, route: &Routing, part_id: &str, reason: &str, by
         key_id: Some(inner.key.id()),
         ..Record::default()
     };
-    audit(
+    audit_unsynced(
         inner,
         &Record {
             event: Event::Received,
@@ -454,7 +454,7 @@ async fn part(
     calling_ae: Option<String>,
 ) -> Outcome {
     let inner = &*state.inner;
-    let Ok(_worker) = inner.workers.clone().acquire_owned().await else {
+    let Ok(worker) = inner.workers.clone().acquire_owned().await else {
         return Outcome::unreadable(failure::OUT_OF_RESOURCES);
     };
     let job_state = state.clone();
@@ -469,6 +469,7 @@ async fn part(
             &job_id,
             &data,
             calling_ae,
+            worker,
         )
     })
     .await;
@@ -498,6 +499,7 @@ fn process(
     part_id: &str,
     data: &[u8],
     calling_ae: Option<String>,
+    worker: OwnedSemaphorePermit,
 ) -> Outcome {
     let m = &inner.metrics;
     m.received.fetch_add(1, Relaxed);
@@ -536,7 +538,7 @@ fn process(
     let originals = match Originals::read(data) {
         Ok(o) => o,
         Err(rejection) => {
-            audit(
+            audit_unsynced(
                 inner,
                 &Record {
                     event: Event::Received,
@@ -555,7 +557,7 @@ fn process(
         original: Some(hashes.clone()),
         ..base
     };
-    audit(
+    audit_unsynced(
         inner,
         &Record {
             event: Event::Received,
@@ -610,6 +612,9 @@ fn process(
             }
         }
     }
+    // The worker permit bounds CPU work (de-identification); spool and audit writes wait on
+    // fsync, so they run beyond it (bounded by the in-flight bytes the caller still holds).
+    drop(worker);
 
     let deidentify_ms = ms_since(deidentify_started);
     for target in &route.targets {
@@ -703,14 +708,38 @@ fn process(
     }
 }
 
-/// Appends one audit record; a failure is logged (by file and line, never content).
+/// Appends one audit record and returns once it is on disk; a failure is logged (by file and
+/// line, never content). The line is written under the log's lock and synced after the lock is
+/// released, so the parts being processed at the same moment share one `fsync` (group commit).
 fn audit(inner: &Inner, record: &Record) {
+    let Some(seq) = audit_unsynced(inner, record) else {
+        return;
+    };
+    let syncer = inner
+        .audit
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .syncer();
+    if let Err(error) = syncer.sync_through(seq) {
+        warn!(message = "Could not write an audit record.", error = %error);
+    }
+}
+
+/// Appends one audit record without waiting for it to reach the disk and returns its `seq`
+/// (`None` after logging a failure). Used for `received`: every path that writes one then
+/// writes a later record for the same instance (queued or rejected) with [`audit`], whose sync
+/// covers this line too.
+fn audit_unsynced(inner: &Inner, record: &Record) -> Option<u64> {
     let result = match inner.audit.lock() {
-        Ok(mut log) => log.append(record).map(|_| ()).map_err(|e| e.to_string()),
+        Ok(mut log) => log.append_deferred(record).map_err(|e| e.to_string()),
         Err(_) => Err("the audit log lock is poisoned".to_string()),
     };
-    if let Err(error) = result {
-        warn!(message = "Could not write an audit record.", error = %error);
+    match result {
+        Ok(seq) => Some(seq),
+        Err(error) => {
+            warn!(message = "Could not write an audit record.", error = %error);
+            None
+        }
     }
 }
 
