@@ -41,7 +41,7 @@ use dicom_deid_dicomweb::{
     PartError, PartStream, StowResponse,
 };
 use dicom_deid_engine::{Engine, Rejection, Report};
-use dicom_deid_forward::SpoolMeta;
+use dicom_deid_forward::{is_uid, SpoolMeta};
 use dicom_deid_spool::SpoolError;
 use futures_util::{Stream, StreamExt};
 use tokio::sync::OwnedSemaphorePermit;
@@ -380,6 +380,12 @@ fn route_profile(route: &Routing) -> (Option<String>, Option<String>) {
     )
 }
 
+/// Whether the forwarder can deliver what the engine made: the spool groups by study and
+/// STOW-RS names instances by their UIDs (the forwarder dead-letters an entry without them).
+fn forwardable(report: &Report) -> bool {
+    is_uid(&report.new_study_uid) && is_uid(&report.new_sop_instance_uid)
+}
+
 /// Milliseconds since `started`, for `timings_ms`.
 fn ms_since(started: Instant) -> f64 {
     started.elapsed().as_secs_f64() * 1000.0
@@ -591,6 +597,23 @@ fn process(
         }
         let mut out = Vec::new();
         match target.engine.process_into(data, &mut out) {
+            // A destination is STOW-RS (or a folder named by the UIDs): an instance without
+            // valid study and instance UIDs could be stored but never delivered. Refuse it
+            // now rather than answer "stored" and dead-letter it later.
+            Ok(report) if !forwardable(&report) => {
+                let record = Record {
+                    profile: Some(target.engine.profile().name().to_string()),
+                    profile_version: Some(target.engine.profile().version().to_string()),
+                    ..base
+                };
+                return reject(
+                    record,
+                    "no valid Study Instance UID (0020,000D) or SOP Instance UID (0008,0018): \
+                     the instance cannot be forwarded"
+                        .into(),
+                    failed(failure::DATA_SET_DOES_NOT_MATCH_SOP_CLASS, false),
+                );
+            }
             Ok(report) => made.push((target.engine.clone(), out, report)),
             Err(rejection) => {
                 let code = match rejection {
@@ -645,11 +668,8 @@ fn process(
             received_at_ms,
         };
         let meta_json = serde_json::to_vec(&meta).expect("SpoolMeta serialises");
-        let group = if report.new_study_uid.is_empty() {
-            "no-study"
-        } else {
-            report.new_study_uid.as_str()
-        };
+        // `forwardable` checked the study UID above: it names the spool group.
+        let group = report.new_study_uid.as_str();
         let record = Record {
             profile: Some(profile.name().to_string()),
             profile_version: Some(profile.version().to_string()),

@@ -159,10 +159,10 @@ async fn storescu_to_the_gateway_is_deidentified_spooled_audited_and_delivered()
         );
     }
 
-    // Every stored instance reaches its end at the folder destination: one audit `delivered`
-    // line each, except instances the forwarder dead-letters (two corpus files whose spool
-    // meta has no valid study UID; see the report of issue 5). The corpus holds the same
-    // instance in several syntaxes, so the files in the folder may be fewer.
+    // Every stored instance reaches the folder destination: one audit `delivered` line each
+    // (an instance without a Study Instance UID is refused at ingest, never acknowledged and
+    // dead-lettered). The corpus holds the same instance in several syntaxes, so the files in
+    // the folder may be fewer.
     let audit_path = gw.dir.path().join("data/audit.jsonl");
     let count = |event: &str| {
         std::fs::read_to_string(&audit_path)
@@ -176,9 +176,10 @@ async fn storescu_to_the_gateway_is_deidentified_spooled_audited_and_delivered()
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    assert_eq!(count("delivered") + count("dead_lettered"), stored.len());
-    assert!(
-        count("dead_lettered") <= 2,
+    assert_eq!(count("delivered"), stored.len());
+    assert_eq!(
+        count("dead_lettered"),
+        0,
         "{}",
         std::fs::read_to_string(&audit_path).unwrap()
     );

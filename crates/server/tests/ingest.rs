@@ -571,3 +571,46 @@ async fn a_stalled_body_ends_the_request() {
     let res = app(gw.state.clone()).oneshot(stalled).await.unwrap();
     assert_eq!(res.status(), StatusCode::BAD_REQUEST);
 }
+
+#[tokio::test]
+async fn an_instance_without_a_study_uid_is_refused_not_stored() {
+    use dicom_deid_wire::testing::{dataset, text};
+    use dicom_deid_wire::{write_file, FileMetaOut, Syntax, Vr};
+    // A valid instance but for its missing Study Instance UID: STOW-RS could never deliver it,
+    // so answering "stored" would promise what the forwarder cannot keep.
+    let ds = dataset(vec![
+        text(0x0008_0016, Vr::UI, "1.2.840.10008.5.1.4.1.1.7"),
+        text(0x0008_0018, Vr::UI, "1.2.3.4.5.6.7.99"),
+        text(0x0010_0010, Vr::PN, "Doe^Jane"),
+        text(0x0020_000E, Vr::UI, "1.2.3.4.5.6"),
+    ]);
+    let meta = FileMetaOut::for_dataset(&ds, "1.2.840.10008.1.2.1", "1.2.3", "TEST");
+    let mut no_study = Vec::new();
+    write_file(&mut no_study, &meta, &ds, Syntax::EXPLICIT_LE).unwrap();
+
+    let dir = tempfile::tempdir().unwrap();
+    let gw = gateway(&raw_config(dir.path()));
+    let good = instance(1);
+    let res = app(gw.state.clone())
+        .oneshot(stow_request(
+            "/studies",
+            &[
+                ("application/dicom", &no_study),
+                ("application/dicom", &good),
+            ],
+        ))
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::ACCEPTED);
+    let json = body_json(res).await;
+    assert_eq!(items(&json, "00081199").len(), 1);
+    assert_eq!(
+        failure_reasons(&json),
+        [u64::from(failure::DATA_SET_DOES_NOT_MATCH_SOP_CLASS)]
+    );
+    assert_eq!(gw.state.spool().depth().entries, 1);
+    let audit = std::fs::read_to_string(dir.path().join("audit.jsonl")).unwrap();
+    assert_eq!(audit.matches("\"event\":\"rejected\"").count(), 1);
+    assert!(audit.contains("no valid Study Instance UID (0020,000D)"));
+    dicom_deid_audit::testing::assert_file_has_no(&dir.path().join("audit.jsonl"), FORBIDDEN);
+}
