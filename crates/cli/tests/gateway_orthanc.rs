@@ -354,8 +354,8 @@ type Original = (String, String, String, String);
 /// hashed here with the gateway's key) on every line about a readable instance; new UIDs
 /// (checked against the documented mapping), action counts, transfer syntaxes in and out,
 /// destination and timings on `queued` and `delivered`; the destination's status on
-/// `delivered`; a reason on `rejected`. (`masked_regions` is not checked: the pixel stage that
-/// would fill it does not exist yet, and no line claims any.)
+/// `delivered`; a reason on `rejected`; the count of masked pixel regions on `queued`,
+/// `delivered` and `dead_lettered` (the same count on every line of one instance).
 fn assert_audit_fields(lines: &[Value], key: &Key, originals: &[Original]) {
     let hash = |label: &str, v: &str| -> String {
         key.mac_labeled(label, v.as_bytes())
@@ -439,6 +439,7 @@ fn assert_audit_fields(lines: &[Value], key: &Key, originals: &[Original]) {
                 .is_some_and(|a| !a.is_empty() && a.values().all(|n| n.as_u64() > Some(0))),
             "{line}"
         );
+        assert!(line["masked_regions"].is_u64(), "{line}");
         for ts in ["transfer_syntax_in", "transfer_syntax_out"] {
             assert!(
                 line[ts]
@@ -971,6 +972,22 @@ fn corpus_arrives_in_orthanc_deidentified_grouped_and_audited() {
         })
         .collect();
     assert_audit_fields(&lines, &key, &readable);
+    // The pixel stage cleaned some corpus instances (burned-in annotation, ultrasound, …):
+    // their masked-region count travels from `queued` to `delivered` unchanged.
+    // (Keyed by the spool entry: the corpus holds some instances in several syntaxes.)
+    let mut masked: BTreeMap<String, u64> = BTreeMap::new();
+    for line in events(&lines, "queued") {
+        let entry = line["instance"].as_str().unwrap().to_string();
+        masked.insert(entry, line["masked_regions"].as_u64().unwrap());
+    }
+    for line in events(&lines, "delivered") {
+        let queued = masked.get(line["instance"].as_str().unwrap()).copied();
+        assert_eq!(queued, line["masked_regions"].as_u64(), "{line}");
+    }
+    assert!(
+        masked.values().any(|&n| n > 0),
+        "no corpus instance had a masked region"
+    );
 
     // Orthanc holds the expected new UIDs, grouped by original study and series.
     let sent: Vec<(String, String, String)> = stored_paths

@@ -610,6 +610,7 @@ fn record(event: Event, lease: &Lease, meta: Option<&SpoolMeta>, destination: &s
             sop_uid: m.sop_instance_uid.clone(),
         });
         record.actions = Some(m.actions.clone());
+        record.masked_regions = Some(m.masked_regions);
         record.transfer_syntax_in = Some(m.transfer_syntax_in.clone());
         record.transfer_syntax_out = Some(m.transfer_syntax_out.clone());
     }

@@ -58,7 +58,7 @@
 //! #     profile: "basic".into(), profile_version: "1".into(), key_id: "k1".into(),
 //! #     original: Default::default(), transfer_syntax_in: "1.2.840.10008.1.2.1".into(),
 //! #     transfer_syntax_out: "1.2.840.10008.1.2.1".into(), actions: Default::default(),
-//! #     received_at_ms: 0,
+//! #     masked_regions: 0, received_at_ms: 0,
 //! # };
 //! let spool = Spool::open(&tmp.path().join("spool"), SpoolConfig { max_bytes: 1 << 30 }).unwrap();
 //! let audit = Arc::new(Mutex::new(

@@ -37,6 +37,10 @@ pub struct SpoolMeta {
     pub transfer_syntax_out: String,
     /// How many times each action was applied.
     pub actions: BTreeMap<String, u32>,
+    /// How many rectangles the pixel stage masked, over all frames (0 when pixel data passed
+    /// through). Entries spooled before this field existed read as 0.
+    #[serde(default)]
+    pub masked_regions: u32,
     /// When the instance was received, in milliseconds since the Unix epoch (for the delivery
     /// latency).
     pub received_at_ms: u64,
@@ -92,6 +96,7 @@ mod tests {
             transfer_syntax_in: "1.2.840.10008.1.2.1".into(),
             transfer_syntax_out: "1.2.840.10008.1.2.1".into(),
             actions: BTreeMap::from([("remove".into(), 3)]),
+            masked_regions: 2,
             received_at_ms: 1_700_000_000_000,
         };
         let json = serde_json::to_vec(&meta).unwrap();

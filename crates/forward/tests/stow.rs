@@ -130,6 +130,7 @@ async fn a_202_dead_letters_exactly_the_failed_instance() {
         assert_eq!(line["key_id"], "key-2026", "{line}");
         assert_eq!(line["original"]["patient_id"], "h-patient", "{line}");
         assert_eq!(line["actions"], serde_json::json!({"remove": 12}), "{line}");
+        assert_eq!(line["masked_regions"], 4, "{line}");
         assert_eq!(line["transfer_syntax_in"], "1.2.840.10008.1.2.1", "{line}");
         assert_eq!(line["transfer_syntax_out"], "1.2.840.10008.1.2.1", "{line}");
         assert_eq!(line["destination"], "pacs", "{line}");

@@ -40,7 +40,7 @@ use dicom_deid_dicomweb::{
     failure, is_application_dicom, parse_content_type, ContentTypeError, Limits as PartLimits,
     PartError, PartStream, StowResponse,
 };
-use dicom_deid_engine::{Engine, Rejection, Report};
+use dicom_deid_engine::{Engine, PixelReport, Rejection, Report};
 use dicom_deid_forward::{is_uid, SpoolMeta};
 use dicom_deid_spool::SpoolError;
 use futures_util::{Stream, StreamExt};
@@ -386,6 +386,16 @@ fn forwardable(report: &Report) -> bool {
     is_uid(&report.new_study_uid) && is_uid(&report.new_sop_instance_uid)
 }
 
+/// How many rectangles the pixel stage masked in the instance, over all frames.
+fn masked_regions(report: &Report) -> u32 {
+    match &report.pixel {
+        PixelReport::Cleaned { frames, .. } => {
+            u32::try_from(frames.iter().map(Vec::len).sum::<usize>()).unwrap_or(u32::MAX)
+        }
+        PixelReport::PassThrough | PixelReport::NoPixelData => 0,
+    }
+}
+
 /// Milliseconds since `started`, for `timings_ms`.
 fn ms_since(started: Instant) -> f64 {
     started.elapsed().as_secs_f64() * 1000.0
@@ -665,6 +675,7 @@ fn process(
             transfer_syntax_in: report.transfer_syntax_in.clone(),
             transfer_syntax_out: report.transfer_syntax_out.clone(),
             actions: actions.clone(),
+            masked_regions: masked_regions(report),
             received_at_ms,
         };
         let meta_json = serde_json::to_vec(&meta).expect("SpoolMeta serialises");
@@ -680,6 +691,7 @@ fn process(
                 sop_uid: report.new_sop_instance_uid.clone(),
             }),
             actions: Some(actions),
+            masked_regions: Some(masked_regions(report)),
             transfer_syntax_in: Some(report.transfer_syntax_in.clone()),
             transfer_syntax_out: Some(report.transfer_syntax_out.clone()),
             ..base.clone()

@@ -614,3 +614,97 @@ async fn an_instance_without_a_study_uid_is_refused_not_stored() {
     assert!(audit.contains("no valid Study Instance UID (0020,000D)"));
     dicom_deid_audit::testing::assert_file_has_no(&dir.path().join("audit.jsonl"), FORBIDDEN);
 }
+
+#[tokio::test]
+async fn masked_regions_are_counted_in_the_audit() {
+    use dicom_deid_wire::testing::{dataset, text};
+    use dicom_deid_wire::{write_file, Element, FileMetaOut, Syntax, Vr};
+    let dir = tempfile::tempdir().unwrap();
+    // A profile whose region rule blanks one rectangle of every OT image (detection off, so
+    // the count is exactly the rule's).
+    let profile = dir.path().join("masking.toml");
+    std::fs::write(
+        &profile,
+        r#"
+name = "masking"
+description = "basic plus one region rule"
+version = "1"
+options = []
+unlisted = "keep"
+[pixel]
+detection = "never"
+padding = 0
+[[pixel.region]]
+id = "corner"
+modality = "OT"
+rects = [[0, 0, 2, 2]]
+"#,
+    )
+    .unwrap();
+    let raw = dicom_deid_server::config::RawConfig::from_toml(
+        &format!(
+            r#"
+            [[routes]]
+            name = "r"
+            path = ""
+            profile = "{}"
+            destinations = ["local"]
+            [[destinations]]
+            name = "local"
+            kind = "folder"
+            dir = "out"
+            "#,
+            profile.display()
+        ),
+        "test.toml",
+    )
+    .unwrap();
+    let raw = dicom_deid_server::config::RawConfig {
+        data_dir: Some(dir.path().to_path_buf()),
+        ..raw
+    };
+    let gw = gateway(&raw);
+    let us = |tag: u32, v: u16| Element::new(tag, Vr::US, v.to_le_bytes().to_vec());
+    let ds = dataset(vec![
+        text(0x0008_0016, Vr::UI, "1.2.840.10008.5.1.4.1.1.7"),
+        text(0x0008_0018, Vr::UI, "1.2.3.4.5.6.7.42"),
+        text(0x0008_0060, Vr::CS, "OT"),
+        text(0x0010_0010, Vr::PN, "Doe^Jane"),
+        text(0x0020_000D, Vr::UI, STUDY),
+        text(0x0020_000E, Vr::UI, "1.2.3.4.5.6"),
+        us(0x0028_0002, 1),
+        text(0x0028_0004, Vr::CS, "MONOCHROME2"),
+        us(0x0028_0010, 4),
+        us(0x0028_0011, 4),
+        us(0x0028_0100, 8),
+        us(0x0028_0101, 8),
+        us(0x0028_0102, 7),
+        us(0x0028_0103, 0),
+        Element::new(0x7FE0_0010, Vr::OB, vec![200u8; 16]),
+    ]);
+    let meta = FileMetaOut::for_dataset(&ds, "1.2.840.10008.1.2.1", "1.2.3", "TEST");
+    let mut file = Vec::new();
+    write_file(&mut file, &meta, &ds, Syntax::EXPLICIT_LE).unwrap();
+    let plain = instance(1);
+    let res = app(gw.state.clone())
+        .oneshot(stow_request(
+            "/studies",
+            &[("application/dicom", &file), ("application/dicom", &plain)],
+        ))
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    let audit = std::fs::read_to_string(dir.path().join("audit.jsonl")).unwrap();
+    let queued: Vec<serde_json::Value> = audit
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|l| l["event"] == "queued")
+        .collect();
+    let mut counts: Vec<u64> = queued
+        .iter()
+        .map(|l| l["masked_regions"].as_u64().unwrap())
+        .collect();
+    counts.sort_unstable();
+    // The CT instance passed through (0), the OT one had its rule's one rectangle masked.
+    assert_eq!(counts, [0, 1]);
+}

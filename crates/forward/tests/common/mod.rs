@@ -169,6 +169,7 @@ pub fn meta(study: &str, sop: &str) -> SpoolMeta {
         transfer_syntax_in: "1.2.840.10008.1.2.1".into(),
         transfer_syntax_out: "1.2.840.10008.1.2.1".into(),
         actions: [("remove".to_string(), 12u32)].into_iter().collect(),
+        masked_regions: 4,
         received_at_ms: std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .unwrap()
