@@ -25,7 +25,14 @@ impl Detectors {
         let dir = dicom_deid_ocrnet::default_models_dir();
         match dicom_deid_ocrnet::PpOcrDet::load(&dir) {
             Ok(net) => list.push(Box::new(net)),
-            Err(e) => tracing::info!(
+            // Not installed is a normal set-up; weights that are there but unreadable or not
+            // the pinned model (damaged, replaced) deserve the operator's attention.
+            Err(e @ dicom_deid_ocrnet::ModelError::NotInstalled { .. }) => tracing::info!(
+                message = "Text-detection network not installed; the classical detector runs alone.",
+                models_dir = %dir.display(),
+                reason = %e
+            ),
+            Err(e) => tracing::warn!(
                 message = "Text-detection network not loaded; the classical detector runs alone.",
                 models_dir = %dir.display(),
                 reason = %e
