@@ -3,7 +3,10 @@
 
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Command;
+
+mod common;
+use common::run;
 
 use dicom_deid_wire::testing::minimal_file;
 
@@ -16,20 +19,6 @@ fn bin() -> Command {
     cmd.env_remove("DICOM_DEID_KEY_FILE")
         .env("RUST_LOG", "info");
     cmd
-}
-
-fn run(cmd: &mut Command) -> (i32, String, String) {
-    let Output {
-        status,
-        stdout,
-        stderr,
-    } = cmd.output().expect("the binary runs");
-    let (stdout, stderr) = (
-        String::from_utf8_lossy(&stdout).into_owned(),
-        String::from_utf8_lossy(&stderr).into_owned(),
-    );
-    assert!(!stderr.contains("panic"), "the binary panicked:\n{stderr}");
-    (status.code().expect("exited, not killed"), stdout, stderr)
 }
 
 fn assert_no_phi(text: &str) {

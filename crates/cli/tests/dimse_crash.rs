@@ -11,6 +11,9 @@ use std::time::{Duration, Instant};
 use dicom_deid_wire::testing::{dataset, text};
 use dicom_deid_wire::{write_file, Element, FileMetaOut, Syntax, Vr};
 
+mod common;
+use common::dcm_files;
+
 const PHI: [&str; 2] = ["Doe^Jane", "PID-0001"];
 const STUDY: &str = "1.2.826.0.1.3680043.8.498.4242";
 const COUNT: usize = 300;
@@ -91,19 +94,6 @@ fn serve(config: &Path, port: u16, log: &Path) -> Child {
         std::thread::sleep(Duration::from_millis(50));
     }
     child
-}
-
-fn dcm_files(dir: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
-        let p = e.path();
-        if p.is_dir() {
-            out.extend(dcm_files(&p));
-        } else if p.extension().is_some_and(|x| x == "dcm") {
-            out.push(p);
-        }
-    }
-    out
 }
 
 fn instance_number(bytes: &[u8]) -> Option<usize> {

@@ -4,7 +4,10 @@
 
 use std::fs;
 use std::io::Write;
-use std::process::{Command, Output};
+use std::process::Command;
+
+mod common;
+use common::run;
 
 use dicom_deid_ocrnet as ocrnet;
 
@@ -12,20 +15,6 @@ fn bin() -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_dicom-deid"));
     cmd.env_remove(ocrnet::MODELS_DIR_ENV);
     cmd
-}
-
-fn run(cmd: &mut Command) -> (i32, String, String) {
-    let Output {
-        status,
-        stdout,
-        stderr,
-    } = cmd.output().expect("the binary runs");
-    let (stdout, stderr) = (
-        String::from_utf8_lossy(&stdout).into_owned(),
-        String::from_utf8_lossy(&stderr).into_owned(),
-    );
-    assert!(!stderr.contains("panic"), "the binary panicked:\n{stderr}");
-    (status.code().expect("exited, not killed"), stdout, stderr)
 }
 
 #[test]

@@ -1,13 +1,15 @@
 //! `dicom-deid serve` as a user runs it: starts from a config, says where it listens, serves a
 //! STOW request, delivers to its folder, stops cleanly on SIGTERM, and prints nothing original.
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufReader, Read, Write};
 use std::net::TcpStream;
-use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use dicom_deid_wire::testing::minimal_file;
+
+mod common;
+use common::{dcm_files, listening_addr};
 
 const PHI: [&str; 3] = ["Doe^Jane", "PID-0001", "1.2.3.4.5"];
 
@@ -16,19 +18,6 @@ fn bin() -> Command {
     cmd.env_remove("DICOM_DEID_KEY_FILE")
         .env("RUST_LOG", "debug");
     cmd
-}
-
-fn dcm_files(dir: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
-        let p = e.path();
-        if p.is_dir() {
-            out.extend(dcm_files(&p));
-        } else if p.extension().is_some_and(|x| x == "dcm") {
-            out.push(p);
-        }
-    }
-    out
 }
 
 #[test]
@@ -45,17 +34,7 @@ fn serve_answers_delivers_and_stops_on_sigterm() {
         .unwrap();
     let mut stdout = BufReader::new(child.stdout.take().unwrap());
     let mut printed = String::new();
-    let addr = loop {
-        let mut line = String::new();
-        assert!(
-            stdout.read_line(&mut line).unwrap() > 0,
-            "no listening line: {printed}"
-        );
-        printed.push_str(&line);
-        if let Some(rest) = line.trim().strip_prefix("dicom-deid: listening on http://") {
-            break rest.to_string();
-        }
-    };
+    let addr = listening_addr(&mut stdout, &mut printed);
 
     // POST /studies/{uid} with one application/dicom body (HTTP/1.1 by hand).
     let body = minimal_file();

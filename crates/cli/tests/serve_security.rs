@@ -2,12 +2,15 @@
 //! the minted token works, a request without it gets 401, every stderr line is a JSON object,
 //! and neither the token nor its hash is printed by `serve`.
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufReader, Read, Write};
 use std::net::TcpStream;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use dicom_deid_wire::testing::minimal_file;
+
+mod common;
+use common::listening_addr;
 
 fn bin() -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_dicom-deid"));
@@ -119,17 +122,7 @@ fn serve_enforces_minted_tokens_and_logs_json_lines() {
         .unwrap();
     let mut stdout = BufReader::new(child.stdout.take().unwrap());
     let mut printed = String::new();
-    let addr = loop {
-        let mut line = String::new();
-        assert!(
-            stdout.read_line(&mut line).unwrap() > 0,
-            "no listening line: {printed}"
-        );
-        printed.push_str(&line);
-        if let Some(rest) = line.trim().strip_prefix("dicom-deid: listening on http://") {
-            break rest.to_string();
-        }
-    };
+    let addr = listening_addr(&mut stdout, &mut printed);
     // `stdout` keeps what it buffered beyond the listening line (the route and token lines
     // may have come in the same read): the rest is read from it after the stop.
 

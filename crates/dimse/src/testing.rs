@@ -150,33 +150,10 @@ pub fn describe(bytes: &[u8]) -> Option<(String, String, String)> {
     Some((raw.transfer_syntax_uid.clone(), class, instance))
 }
 
-/// The shared corpus (`../shared/corpus` beside the checkout), or `None`, said loudly, when it
-/// is absent on a developer machine; under `CI=true` its absence is a failure. (The same rule
-/// as `dicom_deid_wire::testing::shared_corpus`, located from this crate.)
-pub fn shared_corpus() -> Option<PathBuf> {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/corpus");
-    if path.join("MANIFEST.csv").is_file() {
-        return Some(
-            path.canonicalize()
-                .expect("an existing folder canonicalizes"),
-        );
-    }
-    assert!(
-        std::env::var("CI").map_or(true, |v| v != "true"),
-        "CI=true but the shared corpus is missing at {}",
-        path.display()
-    );
-    eprintln!(
-        "\n!!! SKIPPED: no shared corpus at {} !!!\n",
-        path.display()
-    );
-    None
-}
-
 /// Up to `per_syntax` well-formed files of the shared corpus per transfer syntax of
 /// [`PROPOSALS`], with a storage SOP class, grouped by syntax; `None` without the corpus.
 pub fn corpus_groups(per_syntax: usize) -> Option<BTreeMap<String, Vec<PathBuf>>> {
-    let corpus = shared_corpus()?;
+    let corpus = dicom_deid_wire::testing::shared_corpus()?;
     let mut reader = csv::Reader::from_path(corpus.join("MANIFEST.csv")).expect("the manifest");
     let headers = reader.headers().expect("a header line").clone();
     let col = |name: &str| {

@@ -656,6 +656,7 @@ fn process(
             .find(|(e, _, _)| Arc::ptr_eq(e, &target.engine))
             .expect("made above");
         let profile = engine.profile();
+        let masked = masked_regions(report);
         let mut actions: BTreeMap<String, u32> = BTreeMap::new();
         for change in &report.changes {
             *actions
@@ -675,7 +676,7 @@ fn process(
             transfer_syntax_in: report.transfer_syntax_in.clone(),
             transfer_syntax_out: report.transfer_syntax_out.clone(),
             actions: actions.clone(),
-            masked_regions: masked_regions(report),
+            masked_regions: masked,
             received_at_ms,
         };
         let meta_json = serde_json::to_vec(&meta).expect("SpoolMeta serialises");
@@ -691,7 +692,7 @@ fn process(
                 sop_uid: report.new_sop_instance_uid.clone(),
             }),
             actions: Some(actions),
-            masked_regions: Some(masked_regions(report)),
+            masked_regions: Some(masked),
             transfer_syntax_in: Some(report.transfer_syntax_in.clone()),
             transfer_syntax_out: Some(report.transfer_syntax_out.clone()),
             ..base.clone()

@@ -244,6 +244,29 @@ fn folder_writable(dir: &std::path::Path) -> Result<(), String> {
     result.map_err(|e| format!("folder not writable ({})", e.kind()))
 }
 
+/// One histogram in Prometheus text format: `buckets` pairs each cumulative count with its
+/// upper bound in milliseconds; `sum` is in seconds.
+fn histogram<'a>(
+    out: &mut String,
+    name: &str,
+    help: &str,
+    buckets: impl Iterator<Item = (&'a AtomicU64, u64)>,
+    count: u64,
+    sum: f64,
+) {
+    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} histogram");
+    for (bucket, le_ms) in buckets {
+        let _ = writeln!(
+            out,
+            "{name}_bucket{{le=\"{}\"}} {}",
+            le_ms as f64 / 1000.0,
+            bucket.load(Relaxed)
+        );
+    }
+    let _ = writeln!(out, "{name}_bucket{{le=\"+Inf\"}} {count}");
+    let _ = writeln!(out, "{name}_sum {sum}\n{name}_count {count}");
+}
+
 /// Prometheus text format.
 pub(crate) async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     let spool = state.inner.spool.clone();
@@ -349,46 +372,22 @@ pub(crate) async fn metrics(State(state): State<AppState>) -> impl IntoResponse 
         "Bytes delivered.",
         f.delivered_bytes.load(Relaxed),
     );
-    let name = "dicom_deid_delivery_latency_seconds";
-    let _ = writeln!(
-        out,
-        "# HELP {name} Time from receipt to delivery, per delivered instance.\n# TYPE {name} histogram"
-    );
-    for (bucket, le) in f.latency_buckets.iter().zip(LATENCY_BUCKETS_MS) {
-        let _ = writeln!(
-            out,
-            "{name}_bucket{{le=\"{}\"}} {}",
-            le as f64 / 1000.0,
-            bucket.load(Relaxed)
-        );
-    }
-    let count = f.latency_count.load(Relaxed);
-    let _ = writeln!(out, "{name}_bucket{{le=\"+Inf\"}} {count}");
-    let _ = writeln!(
-        out,
-        "{name}_sum {}\n{name}_count {count}",
-        f.latency_ms_sum.load(Relaxed) as f64 / 1000.0
+    histogram(
+        &mut out,
+        "dicom_deid_delivery_latency_seconds",
+        "Time from receipt to delivery, per delivered instance.",
+        f.latency_buckets.iter().zip(LATENCY_BUCKETS_MS),
+        f.latency_count.load(Relaxed),
+        f.latency_ms_sum.load(Relaxed) as f64 / 1000.0,
     );
     let r = &state.inner.requests_metrics;
-    let name = "dicom_deid_stow_request_duration_seconds";
-    let _ = writeln!(
-        out,
-        "# HELP {name} Time from a STOW request's head to its response (requests that reached ingest).\n# TYPE {name} histogram"
-    );
-    for (bucket, le) in r.buckets.iter().zip(REQUEST_BUCKETS_MS) {
-        let _ = writeln!(
-            out,
-            "{name}_bucket{{le=\"{}\"}} {}",
-            le as f64 / 1000.0,
-            bucket.load(Relaxed)
-        );
-    }
-    let count = r.count.load(Relaxed);
-    let _ = writeln!(out, "{name}_bucket{{le=\"+Inf\"}} {count}");
-    let _ = writeln!(
-        out,
-        "{name}_sum {}\n{name}_count {count}",
-        r.sum_us.load(Relaxed) as f64 / 1e6
+    histogram(
+        &mut out,
+        "dicom_deid_stow_request_duration_seconds",
+        "Time from a STOW request's head to its response (requests that reached ingest).",
+        r.buckets.iter().zip(REQUEST_BUCKETS_MS),
+        r.count.load(Relaxed),
+        r.sum_us.load(Relaxed) as f64 / 1e6,
     );
     let name = "dicom_deid_stow_responses_total";
     let _ = writeln!(
