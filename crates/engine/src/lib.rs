@@ -35,6 +35,7 @@
 //! ```
 
 pub mod batch;
+pub mod memory;
 
 use dicom_deid_pixel::detectors::Detectors;
 use dicom_deid_pixel::stage::{Instance, Stage};
@@ -42,6 +43,7 @@ use dicom_deid_scrub::{verify, Scrubber};
 use dicom_deid_wire::{
     parse_dataset, read_file, tags as wt, write_file, DataSet, FileMetaOut, Limits, Syntax,
 };
+use memory::{MemoryBudget, Share};
 use snafu::Snafu;
 use std::sync::Arc;
 
@@ -167,7 +169,25 @@ pub struct Engine {
     key: Key,
     limits: Limits,
     detectors: Arc<Detectors>,
+    memory: Option<Arc<MemoryBudget>>,
 }
+
+/// Working memory an instance still holds from the engine's [`MemoryBudget`] (its output
+/// beyond the input's size): keep it until the output is written, then drop it.
+#[derive(Debug, Default)]
+#[must_use = "dropping it gives the memory back while the output may still be held"]
+pub struct Held(Vec<Share>);
+
+impl Held {
+    /// Bytes held.
+    pub fn bytes(&self) -> u64 {
+        self.0.iter().map(Share::bytes).sum()
+    }
+}
+
+/// Working memory a pixel clean may hold beyond the decoded frames, for the detection
+/// network's tensors and the codecs' buffers.
+const DETECTION_WORKING_BYTES: u64 = 64 << 20;
 
 impl Engine {
     /// An engine with default limits and the default text detectors (the classical
@@ -178,13 +198,28 @@ impl Engine {
             key,
             limits: Limits::default(),
             detectors: Arc::new(Detectors::default_set()),
+            memory: None,
         }
+    }
+
+    /// Takes the memory that inflating a deflated data set and cleaning pixels need from
+    /// `budget` (shared by the engines of one service) before allocating it; an instance that
+    /// needs more than the whole budget is refused ([`Rejection::Unsupported`]). Without a
+    /// budget (the default) that memory is not bounded beyond the parsing limits.
+    pub fn with_memory_budget(mut self, budget: Arc<MemoryBudget>) -> Engine {
+        self.memory = Some(budget);
+        self
     }
 
     /// Replaces the text detectors (share one set between engines with the `Arc`).
     pub fn with_detectors(mut self, detectors: Arc<Detectors>) -> Engine {
         self.detectors = detectors;
         self
+    }
+
+    /// The working-memory budget, when the engine has one.
+    pub fn memory_budget(&self) -> Option<&Arc<MemoryBudget>> {
+        self.memory.as_ref()
     }
 
     /// The names of the text detectors this engine runs.
@@ -219,17 +254,45 @@ impl Engine {
     /// handles many instances reuses one buffer. After a rejection `out` holds
     /// nothing to use.
     pub fn process_into(&self, input: &[u8], out: &mut Vec<u8>) -> Result<Report, Rejection> {
-        let result = self.run(input, Some(&mut *out));
-        if result.is_err() {
-            // Never leave the bytes of a refused instance in the caller's buffer.
-            out.clear();
+        self.process_held(input, out).map(|(report, _)| report)
+    }
+
+    /// [`Engine::process_into`], also handing back the share of the memory budget that still
+    /// covers `out` (an inflated or decompressed output is larger than its input): the caller
+    /// drops it once it has written `out` away.
+    pub fn process_held(
+        &self,
+        input: &[u8],
+        out: &mut Vec<u8>,
+    ) -> Result<(Report, Held), Rejection> {
+        let mut held = Held::default();
+        let result = self.run(input, Some(&mut *out), &mut held);
+        match result {
+            Ok(report) => Ok((report, held)),
+            Err(e) => {
+                // Never leave the bytes of a refused instance in the caller's buffer.
+                out.clear();
+                out.shrink_to_fit();
+                Err(e)
+            }
         }
-        result
     }
 
     /// A dry run: what would change, without encoding.
     pub fn plan(&self, input: &[u8]) -> Result<Report, Rejection> {
-        self.run(input, None)
+        self.run(input, None, &mut Held::default())
+    }
+
+    /// Takes `bytes` of working memory from the budget, if there is one.
+    fn take_memory(&self, bytes: u64, what: &str, held: &mut Held) -> Result<(), Rejection> {
+        let Some(budget) = &self.memory else {
+            return Ok(());
+        };
+        let share = budget.take(bytes).map_err(|e| Rejection::Unsupported {
+            reason: format!("{what} {e} (the service's working-memory limit)"),
+        })?;
+        held.0.push(share);
+        Ok(())
     }
 
     /// Decides and, when needed, performs the pixel clean (before scrubbing: the
@@ -239,6 +302,7 @@ impl Engine {
         ds: &DataSet<'_>,
         class: &str,
         transfer_syntax: &str,
+        held: &mut Held,
     ) -> Result<(PixelReport, Option<dicom_deid_pixel::Encoded>), Rejection> {
         let config = self.profile.pixel();
         let refs = self.detectors.as_refs();
@@ -298,6 +362,19 @@ impl Engine {
         else {
             return Ok((PixelReport::NoPixelData, None));
         };
+        // Decoded frames and their detection images, then the re-encoded pixel data and the
+        // output's growth beyond the input: about twice the decoded size at the peak.
+        let frame = decoded_frame_bytes(&desc);
+        let working = frame
+            .saturating_mul(u64::from(desc.number_of_frames.max(1)))
+            .saturating_mul(2)
+            .saturating_add(frame.saturating_mul(4))
+            .saturating_add(if decision.detect {
+                DETECTION_WORKING_BYTES
+            } else {
+                0
+            });
+        self.take_memory(working, "the pixel clean", held)?;
         let cleaned = stage.clean(&decision, &desc, &data).map_err(fail)?;
         Ok((
             PixelReport::Cleaned {
@@ -309,11 +386,25 @@ impl Engine {
         ))
     }
 
-    fn run(&self, input: &[u8], encode: Option<&mut Vec<u8>>) -> Result<Report, Rejection> {
+    fn run(
+        &self,
+        input: &[u8],
+        encode: Option<&mut Vec<u8>>,
+        held: &mut Held,
+    ) -> Result<Report, Rejection> {
         let raw = read_file(input, &self.limits)?;
         let inflated;
         let (body, syntax, ts_out) = if raw.syntax.deflated {
-            inflated = raw.inflate(&self.limits)?;
+            // The inflated data set and the output made from it.
+            let len = if self.memory.is_some() {
+                let len = raw.inflated_len(&self.limits)?;
+                self.take_memory(len.saturating_mul(2), "the inflated data set", held)?;
+                len
+            } else {
+                0
+            };
+            inflated =
+                raw.inflate_with_capacity(&self.limits, usize::try_from(len).unwrap_or(0))?;
             (
                 &inflated[..],
                 Syntax::EXPLICIT_LE,
@@ -349,7 +440,7 @@ impl Engine {
         } else {
             raw.transfer_syntax_uid.clone()
         };
-        let (pixel_report, cleaned) = self.clean_pixels(&ds, &class, &pixel_ts)?;
+        let (pixel_report, cleaned) = self.clean_pixels(&ds, &class, &pixel_ts, held)?;
         if ds.get(wt::SOP_CLASS_UID).is_none() {
             ds.put(dicom_deid_wire::Element::text(
                 wt::SOP_CLASS_UID,
@@ -370,9 +461,16 @@ impl Engine {
             changes: outcome.changes,
             pixel: pixel_report,
         };
+        let mut pixels = 0;
         let (syntax, ts_out, mut report) = match cleaned {
             None => (syntax, ts_out, report),
             Some(encoded) => {
+                pixels = match &encoded.pixel_data {
+                    dicom_deid_pixel::EncodedPixels::Native(v) => v.len(),
+                    dicom_deid_pixel::EncodedPixels::Encapsulated(f) => {
+                        f.iter().map(|f| f.len() + 16).sum()
+                    }
+                };
                 let ts = encoded.transfer_syntax.clone();
                 let out_syntax = Syntax::from_uid(&ts).unwrap_or(Syntax::EXPLICIT_LE);
                 dicom_deid_pixel::dataset::apply(&mut ds, encoded, out_syntax.big_endian);
@@ -391,7 +489,9 @@ impl Engine {
             implementation_class_uid: IMPLEMENTATION_CLASS_UID.to_string(),
             implementation_version_name: IMPLEMENTATION_VERSION_NAME.to_string(),
         };
-        out.reserve(input.len() + 1024);
+        // Room for the output up front (regrowing would copy it): the input's size, or the
+        // inflated data set's, plus the new pixel data when it was re-encoded.
+        out.reserve(body.len() + pixels + 4096);
         write_file(out, &meta, &ds, syntax).map_err(|e| Rejection::Unsupported {
             reason: format!("cannot encode the output: {e}"),
         })?;
@@ -485,4 +585,15 @@ fn ultrasound_regions(ds: &DataSet<'_>, be: bool) -> Vec<dicom_deid_pixel::detec
             })
         })
         .collect()
+}
+
+/// Bytes of one decoded frame (what the pixel stage holds per frame before detection).
+fn decoded_frame_bytes(desc: &dicom_deid_pixel::PixelDescription) -> u64 {
+    let samples =
+        u64::from(desc.rows) * u64::from(desc.columns) * u64::from(desc.samples_per_pixel.max(1));
+    if desc.bits_allocated == 1 {
+        samples.div_ceil(8)
+    } else {
+        samples * u64::from(desc.bits_allocated.div_ceil(8).max(1))
+    }
 }

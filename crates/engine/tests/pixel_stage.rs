@@ -242,3 +242,68 @@ fn a_dry_run_reports_the_clean_too() {
     let report = e.plan(&image("US", None, "1.2.840.10008.1.2.1")).unwrap();
     assert!(matches!(report.pixel, PixelReport::Cleaned { .. }));
 }
+
+#[test]
+fn a_clean_takes_its_working_memory_from_the_budget_and_gives_it_back() {
+    use dicom_deid_engine::memory::MemoryBudget;
+    let rule = "[pixel]\ndetection = \"never\"\npadding = 0\n[[pixel.region]]\nid = \"acme-banner\"\nmodality = \"US\"\nmanufacturer = \"acme\"\nrects = [[0, 0, 40, 8]]\n";
+    let input = image("US", Some("YES"), "1.2.840.10008.1.2.1");
+    // One 40×30 8-bit frame (1200 bytes): twice the decoded frames plus four frames of
+    // codec room, no detection network.
+    let needed = 2 * 1200 + 4 * 1200;
+
+    let budget = Arc::new(MemoryBudget::new(needed - 1));
+    let e = engine(profile(rule), Vec::new()).with_memory_budget(budget.clone());
+    let err = e.process(&input).unwrap_err();
+    assert!(
+        matches!(&err, Rejection::Unsupported { reason }
+            if reason.contains("working memory") && reason.contains(&needed.to_string())),
+        "{err}"
+    );
+    assert_eq!(budget.in_use(), 0);
+
+    let budget = Arc::new(MemoryBudget::new(needed));
+    let e = engine(profile(rule), Vec::new()).with_memory_budget(budget.clone());
+    let mut out = Vec::new();
+    let (report, held) = e.process_held(&input, &mut out).unwrap();
+    assert!(matches!(report.pixel, PixelReport::Cleaned { .. }));
+    assert_eq!(held.bytes(), needed);
+    assert_eq!(budget.in_use(), needed);
+    drop(held);
+    assert_eq!(budget.in_use(), 0);
+
+    // Pass-through takes nothing.
+    let ct = image("CT", None, "1.2.840.10008.1.2.1");
+    let (_, held) = e.process_held(&ct, &mut out).unwrap();
+    assert_eq!(held.bytes(), 0);
+}
+
+#[test]
+fn a_deflated_data_set_takes_twice_its_inflated_size() {
+    use dicom_deid_engine::memory::MemoryBudget;
+    let Some(corpus) = dicom_deid_wire::testing::shared_corpus() else {
+        return;
+    };
+    let input = std::fs::read(corpus.join("dcm4che/report_dfl")).unwrap();
+    let l = Limits::default();
+    let inflated = read_file(&input, &l).unwrap().inflate(&l).unwrap().len() as u64;
+    assert!(inflated > input.len() as u64);
+
+    let budget = Arc::new(MemoryBudget::new(2 * inflated - 1));
+    let e = Engine::new(Profile::builtin("basic").unwrap(), Key::from_bytes([5; 32]))
+        .with_memory_budget(budget.clone());
+    let err = e.process(&input).unwrap_err();
+    assert!(
+        matches!(&err, Rejection::Unsupported { reason } if reason.contains("inflated")),
+        "{err}"
+    );
+
+    let budget = Arc::new(MemoryBudget::new(2 * inflated));
+    let e = Engine::new(Profile::builtin("basic").unwrap(), Key::from_bytes([5; 32]))
+        .with_memory_budget(budget.clone());
+    let mut out = Vec::new();
+    let (_, held) = e.process_held(&input, &mut out).unwrap();
+    assert_eq!(held.bytes(), 2 * inflated);
+    drop(held);
+    assert_eq!(budget.in_use(), 0);
+}

@@ -24,6 +24,7 @@ use std::time::Duration;
 
 use dicom_deid_audit::{AuditLog, SyncPolicy};
 use dicom_deid_dicomweb::{Auth, ClientConfig, Secret, StowClient};
+use dicom_deid_engine::memory::MemoryBudget;
 use dicom_deid_engine::{Engine, Key, Profile};
 use dicom_deid_forward::{Destination, Forwarder, Metrics, RetryPolicy, Sink};
 use dicom_deid_spool::{Spool, SpoolConfig};
@@ -116,12 +117,18 @@ pub struct RawLog {
 #[derive(Debug, Clone, Default, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct RawLimits {
-    /// Largest instance (one part, or a single `application/dicom` body). Default 512 MiB.
+    /// Largest instance (one part, or a single `application/dicom` body). Default 256 MiB.
     pub max_instance_bytes: Option<u64>,
     /// Most parts in one request. Default 10 000.
     pub max_request_parts: Option<usize>,
-    /// Bytes of instances being de-identified at once, input and output counted. Default 2 GiB.
+    /// Bytes of instances being read and de-identified at once, input and output counted
+    /// (a part's share is taken before it is read). At least twice `max_instance_bytes`.
+    /// Default 512 MiB.
     pub max_in_flight_bytes: Option<u64>,
+    /// Bytes of working memory beyond input and output, shared by the instances being
+    /// de-identified: inflated data sets and pixel cleans (decoded frames, detection, the
+    /// re-encoded pixels). An instance that needs more than this is refused. Default 512 MiB.
+    pub max_working_bytes: Option<u64>,
     /// STOW requests served at once; more get 503 + Retry-After. Default 16.
     pub max_concurrent_requests: Option<usize>,
     /// Instances de-identified at once (blocking threads). Default: the number of cores.
@@ -316,9 +323,10 @@ impl RawConfig {
 
         let l = &self.limits;
         let limits = Limits {
-            max_instance_bytes: l.max_instance_bytes.unwrap_or(512 * MIB),
+            max_instance_bytes: l.max_instance_bytes.unwrap_or(256 * MIB),
             max_request_parts: l.max_request_parts.unwrap_or(10_000),
-            max_in_flight_bytes: l.max_in_flight_bytes.unwrap_or(2048 * MIB),
+            max_in_flight_bytes: l.max_in_flight_bytes.unwrap_or(512 * MIB),
+            max_working_bytes: l.max_working_bytes.unwrap_or(512 * MIB),
             max_concurrent_requests: l.max_concurrent_requests.unwrap_or(16),
             max_workers: l.max_workers.unwrap_or_else(|| {
                 std::thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get)
@@ -331,6 +339,7 @@ impl RawConfig {
             ("limits.max_instance_bytes", limits.max_instance_bytes),
             ("limits.max_request_parts", limits.max_request_parts as u64),
             ("limits.max_in_flight_bytes", limits.max_in_flight_bytes),
+            ("limits.max_working_bytes", limits.max_working_bytes),
             (
                 "limits.max_concurrent_requests",
                 limits.max_concurrent_requests as u64,
@@ -362,6 +371,9 @@ impl RawConfig {
         }
         if limits.max_in_flight_bytes > 1 << 50 {
             problem("limits.max_in_flight_bytes", "must be at most 1 PiB".into());
+        }
+        if limits.max_working_bytes > 1 << 50 {
+            problem("limits.max_working_bytes", "must be at most 1 PiB".into());
         }
 
         // Destinations.
@@ -1026,7 +1038,8 @@ impl Config {
             })?
         };
 
-        // One engine per distinct profile.
+        // One engine per distinct profile, all sharing one working-memory budget.
+        let working_memory = Arc::new(MemoryBudget::new(self.limits.max_working_bytes));
         let mut engines: BTreeMap<String, Arc<Engine>> = BTreeMap::new();
         let mut engine_for = |spec: &str, key_name: String| -> Result<Arc<Engine>, BuildError> {
             if let Some(e) = engines.get(spec) {
@@ -1037,7 +1050,9 @@ impl Config {
                 key: key_name,
                 reason: e.to_string(),
             })?;
-            let engine = Arc::new(Engine::new(profile, key.clone()));
+            let engine = Arc::new(
+                Engine::new(profile, key.clone()).with_memory_budget(working_memory.clone()),
+            );
             engines.insert(spec.to_string(), engine.clone());
             Ok(engine)
         };

@@ -40,7 +40,7 @@ use dicom_deid_dicomweb::{
     failure, is_application_dicom, parse_content_type, ContentTypeError, Limits as PartLimits,
     PartError, PartStream, StowResponse,
 };
-use dicom_deid_engine::{Engine, PixelReport, Rejection, Report};
+use dicom_deid_engine::{Engine, Held, PixelReport, Rejection, Report};
 use dicom_deid_forward::{is_uid, SpoolMeta};
 use dicom_deid_spool::SpoolError;
 use futures_util::{Stream, StreamExt};
@@ -181,6 +181,15 @@ pub(crate) async fn stow(
                 "the instance is larger than the limit\n",
             );
         }
+        // Room in the in-flight bytes before the body is read: for the declared length, or
+        // the largest instance when the body is chunked; given back down to the real size
+        // once it is read.
+        let Some(mut permit) = reserve(inner, &route, declared.unwrap_or(max)).await else {
+            return plain(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "the gateway is shutting down\n",
+            );
+        };
         let mut data = BytesMut::new();
         let mut stream = idle_bounded(body, idle);
         while let Some(chunk) = stream.next().await {
@@ -199,21 +208,17 @@ pub(crate) async fn stow(
             return plain(StatusCode::BAD_REQUEST, "the request body is empty\n");
         }
         let data = data.freeze();
-        let outcome = match reserve(inner, data.len()).await {
-            Some(permit) => {
-                part(
-                    state.clone(),
-                    route.clone(),
-                    study.clone(),
-                    format!("{request_id}.0"),
-                    data,
-                    permit,
-                    None,
-                )
-                .await
-            }
-            None => Outcome::unreadable(failure::OUT_OF_RESOURCES),
-        };
+        shrink(&mut permit, inner, &route, data.len() as u64);
+        let outcome = part(
+            state.clone(),
+            route.clone(),
+            study.clone(),
+            format!("{request_id}.0"),
+            data,
+            permit,
+            None,
+        )
+        .await;
         answer.add(outcome);
     } else {
         let boundary = match stow_boundary(content_type) {
@@ -228,15 +233,34 @@ pub(crate) async fn stow(
         let mut parts = PartStream::new(idle_bounded(body, idle), &boundary, limits);
         let mut index = 0usize;
         // Parts are de-identified while the next ones are read, up to `max_workers` per
-        // request; the in-flight-bytes permit is taken before the next part is read, so a
-        // full gateway stops reading (TCP backpressure) instead of buffering.
+        // request. The next part's share of the in-flight bytes is taken before it is read,
+        // so a full gateway stops reading (TCP backpressure) instead of buffering: as much as
+        // is left of a declared body (a part cannot be longer), or the largest instance when
+        // the body is chunked, then given back down to the part's real size. Waiting for it
+        // holds nothing else of the budget, and the parts already read finish on their own,
+        // so it cannot deadlock.
+        let declared = headers
+            .get(CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok());
+        let max = inner.limits.max_instance_bytes;
+        let mut read = 0u64;
         let mut pending: VecDeque<JoinHandle<Outcome>> = VecDeque::new();
         let max_pending = inner.limits.max_workers.max(1);
-        while let Some(item) = parts.next().await {
+        loop {
+            let bound = declared.map_or(max, |d| d.saturating_sub(read).min(max));
+            let Some(mut permit) = reserve(inner, &route, bound).await else {
+                answer.bad_request = true;
+                break;
+            };
+            let Some(item) = parts.next().await else {
+                break;
+            };
             let part_id = format!("{request_id}.{index}");
             index += 1;
             match item {
                 Ok(p) => {
+                    read += p.body.len() as u64;
                     if p.content_type
                         .as_deref()
                         .is_some_and(|c| !is_application_dicom(c))
@@ -251,10 +275,7 @@ pub(crate) async fn stow(
                         pending.push_back(ready(Outcome::unreadable(failure::CANNOT_UNDERSTAND)));
                         continue;
                     }
-                    let Some(permit) = reserve(inner, p.body.len()).await else {
-                        pending.push_back(ready(Outcome::unreadable(failure::OUT_OF_RESOURCES)));
-                        continue;
-                    };
+                    shrink(&mut permit, inner, &route, p.body.len() as u64);
                     pending.push_back(tokio::spawn(part(
                         state.clone(),
                         route.clone(),
@@ -427,7 +448,7 @@ pub(crate) async fn store_instance(
         return Outcome::unreadable(failure::OUT_OF_RESOURCES)
             .with_comment("the instance is larger than the limit");
     }
-    let Some(permit) = reserve(inner, data.len()).await else {
+    let Some(permit) = reserve(inner, &routing, data.len() as u64).await else {
         return Outcome::unreadable(failure::OUT_OF_RESOURCES);
     };
     part(
@@ -442,10 +463,27 @@ pub(crate) async fn store_instance(
     .await
 }
 
-/// Room for one part in the in-flight bytes (input and output are held at once: both count).
-async fn reserve(inner: &Inner, len: usize) -> Option<OwnedSemaphorePermit> {
-    let kib = u32::try_from((len as u64 * 2).div_ceil(1024).max(1)).unwrap_or(u32::MAX);
+/// Room for a part of up to `len` bytes in the in-flight bytes: its input and one output per
+/// distinct profile of the route are held at once, and all count.
+async fn reserve(inner: &Inner, route: &Routing, len: u64) -> Option<OwnedSemaphorePermit> {
+    let kib = share_kib(inner, route, len);
     inner.bytes.clone().acquire_many_owned(kib).await.ok()
+}
+
+/// Gives back what `permit` holds beyond the share of a part of `len` bytes.
+fn shrink(permit: &mut OwnedSemaphorePermit, inner: &Inner, route: &Routing, len: u64) {
+    let keep = share_kib(inner, route, len) as usize;
+    if let Some(excess) = permit.num_permits().checked_sub(keep).filter(|&n| n > 0) {
+        drop(permit.split(excess));
+    }
+}
+
+/// The share of a part of `len` bytes, in KiB, never more than the whole budget (so that a
+/// route with several profiles still gets its largest instance through, one at a time).
+fn share_kib(inner: &Inner, route: &Routing, len: u64) -> u32 {
+    let copies = 1 + route.outputs() as u64;
+    let kib = len.saturating_mul(copies).div_ceil(1024).max(1);
+    u32::try_from(kib.min(inner.bytes_total_kib as u64)).unwrap_or(u32::MAX)
 }
 
 /// An outcome already known, in the queue of pending parts (keeps the response in part order).
@@ -600,17 +638,17 @@ fn process(
 
     // De-identify once per distinct engine (profile) among the route's destinations.
     let deidentify_started = Instant::now();
-    let mut made: Vec<(Arc<Engine>, Vec<u8>, Report)> = Vec::new();
+    let mut made: Vec<(Arc<Engine>, Vec<u8>, Report, Held)> = Vec::new();
     for target in &route.targets {
-        if made.iter().any(|(e, _, _)| Arc::ptr_eq(e, &target.engine)) {
+        if made.iter().any(|(e, ..)| Arc::ptr_eq(e, &target.engine)) {
             continue;
         }
         let mut out = Vec::new();
-        match target.engine.process_into(data, &mut out) {
+        match target.engine.process_held(data, &mut out) {
             // A destination is STOW-RS (or a folder named by the UIDs): an instance without
             // valid study and instance UIDs could be stored but never delivered. Refuse it
             // now rather than answer "stored" and dead-letter it later.
-            Ok(report) if !forwardable(&report) => {
+            Ok((report, _)) if !forwardable(&report) => {
                 let record = Record {
                     profile: Some(target.engine.profile().name().to_string()),
                     profile_version: Some(target.engine.profile().version().to_string()),
@@ -624,7 +662,9 @@ fn process(
                     failed(failure::DATA_SET_DOES_NOT_MATCH_SOP_CLASS, false),
                 );
             }
-            Ok(report) => made.push((target.engine.clone(), out, report)),
+            // `held` keeps the working memory that covers an output larger than its input
+            // until the output is spooled and `made` dropped.
+            Ok((report, held)) => made.push((target.engine.clone(), out, report, held)),
             Err(rejection) => {
                 let code = match rejection {
                     Rejection::NotDicom | Rejection::Unreadable { .. } => {
@@ -651,9 +691,9 @@ fn process(
 
     let deidentify_ms = ms_since(deidentify_started);
     for target in &route.targets {
-        let (engine, bytes, report) = made
+        let (engine, bytes, report, _) = made
             .iter()
-            .find(|(e, _, _)| Arc::ptr_eq(e, &target.engine))
+            .find(|(e, ..)| Arc::ptr_eq(e, &target.engine))
             .expect("made above");
         let profile = engine.profile();
         let masked = masked_regions(report);

@@ -73,8 +73,10 @@ pub struct Limits {
     pub max_instance_bytes: u64,
     /// Most parts in one request.
     pub max_request_parts: usize,
-    /// Bytes of instances being processed at once (input + output).
+    /// Bytes of instances being read and processed at once (input + output).
     pub max_in_flight_bytes: u64,
+    /// Working memory of the engines (inflating, pixel cleans), shared.
+    pub max_working_bytes: u64,
     /// STOW requests served at once.
     pub max_concurrent_requests: usize,
     /// Instances de-identified at once.
@@ -105,6 +107,19 @@ pub struct Routing {
     pub path: String,
     /// Its destinations (at least one).
     pub targets: Vec<RouteTarget>,
+}
+
+impl Routing {
+    /// How many outputs one instance makes: one per distinct engine (profile) of its targets.
+    pub fn outputs(&self) -> usize {
+        let mut engines: Vec<&Arc<Engine>> = Vec::new();
+        for t in &self.targets {
+            if !engines.iter().any(|e| Arc::ptr_eq(e, &t.engine)) {
+                engines.push(&t.engine);
+            }
+        }
+        engines.len().max(1)
+    }
 }
 
 /// Ingest counters (exported by `/metrics`).
@@ -143,6 +158,8 @@ struct Inner {
     workers: Arc<Semaphore>,
     /// In-flight bytes, in KiB units.
     bytes: Arc<Semaphore>,
+    /// The whole of `bytes`, in KiB.
+    bytes_total_kib: u32,
     metrics: IngestMetrics,
     forward_metrics: Arc<Metrics>,
     dimse_metrics: Arc<dicom_deid_dimse::ScpMetrics>,
@@ -189,6 +206,7 @@ impl AppState {
                 requests: Arc::new(Semaphore::new(limits.max_concurrent_requests)),
                 workers: Arc::new(Semaphore::new(limits.max_workers)),
                 bytes: Arc::new(Semaphore::new(kib)),
+                bytes_total_kib: u32::try_from(kib).unwrap_or(u32::MAX),
                 limits,
                 metrics: IngestMetrics::default(),
                 forward_metrics,
@@ -198,6 +216,25 @@ impl AppState {
                 requests_metrics: ops::RequestMetrics::default(),
             }),
         }
+    }
+
+    /// Bytes of the in-flight budget taken now (parts being read or de-identified), and the
+    /// budget.
+    pub fn in_flight_bytes(&self) -> (u64, u64) {
+        let total = u64::from(self.inner.bytes_total_kib);
+        let free = self.inner.bytes.available_permits() as u64;
+        (total.saturating_sub(free) * 1024, total * 1024)
+    }
+
+    /// Working memory of the engines taken now, and the budget (bytes); zero and zero when the
+    /// engines have no budget.
+    pub fn working_memory_bytes(&self) -> (u64, u64) {
+        self.inner
+            .routes
+            .iter()
+            .flat_map(|r| r.targets.iter())
+            .find_map(|t| t.engine.memory_budget())
+            .map_or((0, 0), |b| (b.in_use(), b.total()))
     }
 
     /// The spool.

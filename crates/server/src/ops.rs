@@ -441,6 +441,28 @@ pub(crate) async fn metrics(State(state): State<AppState>) -> impl IntoResponse 
         "Entries in the dead-letter folder.",
         depth.dead_entries,
     );
+    let (in_flight, in_flight_max) = state.in_flight_bytes();
+    gauge(
+        "dicom_deid_in_flight_bytes",
+        "Bytes of the in-flight budget taken now by instances being read or de-identified.",
+        in_flight,
+    );
+    gauge(
+        "dicom_deid_in_flight_max_bytes",
+        "The in-flight budget (limits.max_in_flight_bytes).",
+        in_flight_max,
+    );
+    let (working, working_max) = state.working_memory_bytes();
+    gauge(
+        "dicom_deid_working_memory_bytes",
+        "Working memory taken now by inflating and pixel cleans.",
+        working,
+    );
+    gauge(
+        "dicom_deid_working_memory_max_bytes",
+        "The working-memory budget (limits.max_working_bytes).",
+        working_max,
+    );
     let _ = writeln!(out, "# HELP dicom_deid_spool_destination_entries Entries queued per destination.\n# TYPE dicom_deid_spool_destination_entries gauge");
     for (name, d) in &depth.destinations {
         let _ = writeln!(

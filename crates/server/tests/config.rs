@@ -44,6 +44,11 @@ fn invalid_values_are_refused_with_file_key_and_reason() {
     );
     let text = refused("[limits]\nmax_instance_bytes = 1000\nmax_in_flight_bytes = 1500\n");
     assert!(text.contains(": limits.max_in_flight_bytes: "), "{text}");
+    let text = refused("[limits]\nmax_working_bytes = 0\n");
+    assert!(
+        text.contains(": limits.max_working_bytes: must be at least 1"),
+        "{text}"
+    );
     let text = refused(
         "[[routes]]\nname = \"r\"\npath = \"projects\"\ndestinations = [\"nope\"]\n\
          [[destinations]]\nname = \"d\"\nkind = \"ftp\"\n",

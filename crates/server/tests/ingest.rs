@@ -708,3 +708,108 @@ rects = [[0, 0, 2, 2]]
     // The CT instance passed through (0), the OT one had its rule's one rectangle masked.
     assert_eq!(counts, [0, 1]);
 }
+
+/// A STOW request whose body arrives through `rx`, with `Content-Length` when `declared`.
+fn streamed_request(
+    rx: tokio::sync::mpsc::Receiver<Vec<u8>>,
+    declared: Option<usize>,
+) -> Request<Body> {
+    let stream = futures_util::stream::unfold(rx, |mut rx| async move {
+        rx.recv()
+            .await
+            .map(|chunk| (Ok::<_, std::io::Error>(bytes::Bytes::from(chunk)), rx))
+    });
+    let mut req = Request::post("/studies")
+        .header(
+            "content-type",
+            "multipart/related; type=\"application/dicom\"; boundary=xX-test-boundary-Xx",
+        )
+        .header("accept", "application/dicom+json");
+    if let Some(n) = declared {
+        req = req.header("content-length", n);
+    }
+    req.body(Body::from_stream(stream)).unwrap()
+}
+
+/// Polls `f` until it holds (the test's own deadline ends a hang).
+async fn until(mut f: impl FnMut() -> bool) {
+    for _ in 0..2000 {
+        if f() {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    panic!("the condition never held");
+}
+
+#[tokio::test]
+async fn a_parts_share_of_the_in_flight_bytes_is_taken_before_it_is_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut raw = raw_config(dir.path());
+    raw.limits.max_instance_bytes = Some(64 << 10);
+    raw.limits.max_in_flight_bytes = Some(128 << 10);
+    let gw = gateway(&raw);
+    let state = gw.state.clone();
+    assert_eq!(state.in_flight_bytes(), (0, 128 << 10));
+
+    // A chunked request (no Content-Length) stops in the middle of its part: before reading
+    // it, the gateway took the share of the largest instance (input and output), which here
+    // is the whole budget.
+    let body = dicom_deid_dicomweb::encode_parts(
+        "xX-test-boundary-Xx",
+        &[("application/dicom", &instance(1))],
+    );
+    let (tx, rx) = tokio::sync::mpsc::channel(4);
+    tx.send(body[..body.len() / 2].to_vec()).await.unwrap();
+    let first = tokio::spawn(app(state.clone()).oneshot(streamed_request(rx, None)));
+    until(|| state.in_flight_bytes().0 == 128 << 10).await;
+
+    // Meanwhile a second request is not read at all: the budget is taken.
+    let second_body = dicom_deid_dicomweb::encode_parts(
+        "xX-test-boundary-Xx",
+        &[("application/dicom", &instance(2))],
+    );
+    let (tx2, rx2) = tokio::sync::mpsc::channel(4);
+    tx2.send(second_body.to_vec()).await.unwrap();
+    drop(tx2);
+    let second =
+        tokio::spawn(app(state.clone()).oneshot(streamed_request(rx2, Some(second_body.len()))));
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    assert!(!second.is_finished());
+    assert_eq!(state.spool().depth().entries, 0);
+
+    // The first body completes: both are stored, and every share is given back.
+    tx.send(body[body.len() / 2..].to_vec()).await.unwrap();
+    drop(tx);
+    let res = first.await.unwrap().unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    let res = second.await.unwrap().unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(state.spool().depth().entries, 2);
+    assert_eq!(state.in_flight_bytes().0, 0);
+}
+
+#[tokio::test]
+async fn a_declared_length_bounds_the_share_taken_before_reading() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut raw = raw_config(dir.path());
+    raw.limits.max_instance_bytes = Some(1 << 20);
+    raw.limits.max_in_flight_bytes = Some(4 << 20);
+    let gw = gateway(&raw);
+    let state = gw.state.clone();
+    let body = dicom_deid_dicomweb::encode_parts(
+        "xX-test-boundary-Xx",
+        &[("application/dicom", &instance(1))],
+    );
+    let (tx, rx) = tokio::sync::mpsc::channel(4);
+    tx.send(body[..body.len() / 2].to_vec()).await.unwrap();
+    let first = tokio::spawn(app(state.clone()).oneshot(streamed_request(rx, Some(body.len()))));
+    // The part cannot be longer than the body: twice the declared length, not twice the
+    // largest instance, is taken while it is read.
+    let share = (2 * body.len() as u64).div_ceil(1024) * 1024;
+    until(|| state.in_flight_bytes().0 == share).await;
+    tx.send(body[body.len() / 2..].to_vec()).await.unwrap();
+    drop(tx);
+    assert_eq!(first.await.unwrap().unwrap().status(), StatusCode::OK);
+    assert_eq!(state.in_flight_bytes().0, 0);
+}

@@ -289,6 +289,20 @@ async fn metrics_parse_as_prometheus_text_and_count_what_happened() {
         1.0
     );
     assert_eq!(value(&samples, "dicom_deid_spool_entries", None), 1.0);
+    // After the request, no share of either memory budget is held; the limits are the defaults.
+    assert_eq!(value(&samples, "dicom_deid_in_flight_bytes", None), 0.0);
+    assert_eq!(
+        value(&samples, "dicom_deid_in_flight_max_bytes", None),
+        (512u64 << 20) as f64
+    );
+    assert_eq!(
+        value(&samples, "dicom_deid_working_memory_bytes", None),
+        0.0
+    );
+    assert_eq!(
+        value(&samples, "dicom_deid_working_memory_max_bytes", None),
+        (512u64 << 20) as f64
+    );
     assert_eq!(
         value(
             &samples,

@@ -53,7 +53,33 @@ impl<'a> RawFile<'a> {
 
     /// Inflates a deflated data set, refusing to grow beyond `limits.max_inflated`.
     pub fn inflate(&self, limits: &Limits) -> Result<Vec<u8>> {
-        let mut out = Vec::new();
+        self.inflate_with_capacity(limits, 0)
+    }
+
+    /// How many bytes [`RawFile::inflate`] would give, found by inflating into nothing (so a
+    /// caller can account for the memory before it is taken). Fails as `inflate` does.
+    pub fn inflated_len(&self, limits: &Limits) -> Result<u64> {
+        let cap = limits.max_inflated as u64;
+        let n = std::io::copy(
+            &mut flate2::read::DeflateDecoder::new(self.body).take(cap + 1),
+            &mut std::io::sink(),
+        )
+        .map_err(|e| Error::Inflate {
+            reason: e.to_string(),
+        })?;
+        if n > cap {
+            return InflateSnafu {
+                reason: format!("inflates beyond the {cap}-byte limit"),
+            }
+            .fail();
+        }
+        Ok(n)
+    }
+
+    /// [`RawFile::inflate`] into a buffer of `capacity` bytes reserved up front (the length
+    /// from [`RawFile::inflated_len`] avoids regrowing it).
+    pub fn inflate_with_capacity(&self, limits: &Limits, capacity: usize) -> Result<Vec<u8>> {
+        let mut out = Vec::with_capacity(capacity);
         let cap = limits.max_inflated as u64;
         flate2::read::DeflateDecoder::new(self.body)
             .take(cap + 1)
