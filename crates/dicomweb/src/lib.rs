@@ -61,5 +61,5 @@ pub use client::{
     Auth, ClientConfig, ClientError, InstanceOutcome, RetryReason, Secret, StoreOutcome, StowClient,
 };
 pub use content_type::{is_application_dicom, parse_content_type, ContentTypeError, MultipartType};
-pub use multipart::{encode_parts, new_boundary, Limits, Part, PartError, PartStream};
+pub use multipart::{encode_parts, new_boundary, Event, Limits, Part, PartError, PartStream};
 pub use stow::{failure, warning, Failed, FromJsonError, Referenced, StowResponse};

@@ -190,7 +190,27 @@ pub struct PartStream<S> {
     /// Number of the part being read (0-based); equals the count of parts started.
     index: usize,
     headers: Vec<(String, String)>,
+    /// The current part's declared `Content-Length`: its body may not be longer.
+    declared: Option<usize>,
+    /// Whether [`PartStream::next_event`] is in use: stop with [`Event::Head`] after each
+    /// part's header block.
+    announce: bool,
     eof: bool,
+}
+
+/// What [`PartStream::next_event`] yields: a part's head before its body is read, then the
+/// part (or error) as the [`Stream`] would yield it.
+#[derive(Debug)]
+pub enum Event<E> {
+    /// A part's header block was read and its body comes next. `declared_len` is the part's
+    /// own `Content-Length`, when it has one (its body is refused if longer). The caller can
+    /// make room for the body before polling on; at most one incoming chunk of it is held.
+    Head {
+        /// The part's declared body length.
+        declared_len: Option<usize>,
+    },
+    /// The next item of the stream.
+    Item(Result<Part, PartError<E>>),
 }
 
 impl<S> PartStream<S> {
@@ -210,8 +230,18 @@ impl<S> PartStream<S> {
             phase: Phase::Preamble,
             index: 0,
             headers: Vec::new(),
+            declared: None,
+            announce: false,
             eof: false,
         }
+    }
+
+    /// Makes room for `len` more bytes in one allocation, so that a part's body of a known
+    /// (or bounded) length is not gathered through a chain of regrown buffers: after an
+    /// [`Event::Head`], with the length the caller made room for. Untouched room costs address
+    /// space, not memory.
+    pub fn reserve_body(&mut self, len: usize) {
+        self.buf.reserve(len);
     }
 
     /// How many parts have been started so far (successful or not).
@@ -226,6 +256,16 @@ impl<S> PartStream<S> {
             index: self.index,
             what,
             recoverable: false,
+        })
+    }
+
+    /// Fails a part whose body runs past its declared `Content-Length`.
+    fn longer_than_declared<E>(&mut self) -> Step<E> {
+        let index = self.index;
+        self.skip_part(PartError::Malformed {
+            index,
+            what: "the part's body is longer than its Content-Length",
+            recoverable: true,
         })
     }
 
@@ -333,6 +373,10 @@ impl<S> PartStream<S> {
                                     self.headers = h;
                                     self.phase = Phase::Body;
                                     self.scan_from = 0;
+                                    self.declared = declared;
+                                    if self.announce {
+                                        return Step::Head(declared);
+                                    }
                                 }
                                 Err(what) => {
                                     let index = self.index;
@@ -366,6 +410,10 @@ impl<S> PartStream<S> {
                             self.buf.advance(at);
                             return self.skip_part(PartError::PartTooLarge { index: self.index });
                         }
+                        if self.declared.is_some_and(|n| at > n) {
+                            self.buf.advance(at);
+                            return self.longer_than_declared();
+                        }
                         let body = self.buf.split_to(at).freeze();
                         self.buf.advance(dlen);
                         self.phase = Phase::AfterDelimiter;
@@ -389,6 +437,10 @@ impl<S> PartStream<S> {
                         if safe > self.limits.max_part_bytes {
                             self.buf.advance(safe);
                             return self.skip_part(PartError::PartTooLarge { index: self.index });
+                        }
+                        if self.declared.is_some_and(|n| safe > n) {
+                            self.buf.advance(safe);
+                            return self.longer_than_declared();
                         }
                         self.scan_from = safe;
                         return Step::NeedMore;
@@ -421,8 +473,44 @@ impl<S> PartStream<S> {
 enum Step<E> {
     Part(Part),
     Yield(PartError<E>),
+    /// A part's headers are read (only with `announce`).
+    Head(Option<usize>),
     NeedMore,
     Done,
+}
+
+impl<S, E> PartStream<S>
+where
+    S: Stream<Item = Result<Bytes, E>> + Unpin,
+{
+    /// The next part's head ([`Event::Head`], before its body is read), then the part or error
+    /// the [`Stream`] yields; `None` at the end. Once this is used, use it for every item.
+    pub async fn next_event(&mut self) -> Option<Event<E>> {
+        self.announce = true;
+        std::future::poll_fn(|cx| self.poll_event(cx)).await
+    }
+
+    fn poll_event(&mut self, cx: &mut Context<'_>) -> Poll<Option<Event<E>>> {
+        loop {
+            match self.step() {
+                Step::Part(p) => return Poll::Ready(Some(Event::Item(Ok(p)))),
+                Step::Yield(e) => return Poll::Ready(Some(Event::Item(Err(e)))),
+                Step::Head(declared_len) => return Poll::Ready(Some(Event::Head { declared_len })),
+                Step::Done => return Poll::Ready(None),
+                Step::NeedMore => {}
+            }
+            match Pin::new(&mut self.inner).poll_next(cx) {
+                Poll::Ready(Some(Ok(chunk))) => self.buf.extend_from_slice(&chunk),
+                Poll::Ready(Some(Err(e))) => {
+                    self.phase = Phase::Done;
+                    self.buf = BytesMut::new();
+                    return Poll::Ready(Some(Event::Item(Err(PartError::Body(e)))));
+                }
+                Poll::Ready(None) => self.eof = true,
+                Poll::Pending => return Poll::Pending,
+            }
+        }
+    }
 }
 
 impl<S, E> Stream for PartStream<S>
@@ -434,20 +522,10 @@ where
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         let this = self.get_mut();
         loop {
-            match this.step() {
-                Step::Part(p) => return Poll::Ready(Some(Ok(p))),
-                Step::Yield(e) => return Poll::Ready(Some(Err(e))),
-                Step::Done => return Poll::Ready(None),
-                Step::NeedMore => {}
-            }
-            match Pin::new(&mut this.inner).poll_next(cx) {
-                Poll::Ready(Some(Ok(chunk))) => this.buf.extend_from_slice(&chunk),
-                Poll::Ready(Some(Err(e))) => {
-                    this.phase = Phase::Done;
-                    this.buf = BytesMut::new();
-                    return Poll::Ready(Some(Err(PartError::Body(e))));
-                }
-                Poll::Ready(None) => this.eof = true,
+            match this.poll_event(cx) {
+                Poll::Ready(Some(Event::Head { .. })) => continue,
+                Poll::Ready(Some(Event::Item(item))) => return Poll::Ready(Some(item)),
+                Poll::Ready(None) => return Poll::Ready(None),
                 Poll::Pending => return Poll::Pending,
             }
         }
@@ -535,6 +613,45 @@ mod tests {
             .map(|c| Ok(Bytes::copy_from_slice(c)))
             .collect();
         block_on(PartStream::new(stream::iter(chunks), boundary, limits).collect())
+    }
+
+    #[test]
+    fn events_announce_each_part_before_its_body_and_a_body_past_its_length_fails_alone() {
+        let mut body = encode_parts("b", &[("application/dicom", b"first")]).to_vec();
+        body.truncate(body.len() - b"--b--\r\n".len());
+        body.extend_from_slice(b"--b\r\nContent-Length: 2\r\n\r\nlonger\r\n");
+        body.extend_from_slice(b"--b\r\n\r\nthird\r\n--b--\r\n");
+        for chunk in [1, 3, body.len()] {
+            let chunks: Vec<Result<Bytes, std::io::Error>> = body
+                .chunks(chunk)
+                .map(|c| Ok(Bytes::copy_from_slice(c)))
+                .collect();
+            let mut parts = PartStream::new(stream::iter(chunks), "b", Limits::default());
+            let mut seen = Vec::new();
+            block_on(async {
+                while let Some(event) = parts.next_event().await {
+                    seen.push(match event {
+                        Event::Head { declared_len } => format!("head {declared_len:?}"),
+                        Event::Item(Ok(p)) => {
+                            format!("part {}", String::from_utf8_lossy(&p.body))
+                        }
+                        Event::Item(Err(e)) => format!("error {}", e.is_recoverable()),
+                    });
+                }
+            });
+            assert_eq!(
+                seen,
+                [
+                    "head Some(5)",
+                    "part first",
+                    "head Some(2)",
+                    "error true",
+                    "head None",
+                    "part third"
+                ],
+                "chunks of {chunk}"
+            );
+        }
     }
 
     /// `Ok(body)` for parts, `Err(description)` for errors, to compare runs.

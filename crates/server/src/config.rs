@@ -117,17 +117,17 @@ pub struct RawLog {
 #[derive(Debug, Clone, Default, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct RawLimits {
-    /// Largest instance (one part, or a single `application/dicom` body). Default 256 MiB.
+    /// Largest instance (one part, or a single `application/dicom` body). Default 192 MiB.
     pub max_instance_bytes: Option<u64>,
     /// Most parts in one request. Default 10 000.
     pub max_request_parts: Option<usize>,
     /// Bytes of instances being read and de-identified at once, input and output counted
     /// (a part's share is taken before it is read). At least twice `max_instance_bytes`.
-    /// Default 512 MiB.
+    /// Default 384 MiB.
     pub max_in_flight_bytes: Option<u64>,
     /// Bytes of working memory beyond input and output, shared by the instances being
     /// de-identified: inflated data sets and pixel cleans (decoded frames, detection, the
-    /// re-encoded pixels). An instance that needs more than this is refused. Default 512 MiB.
+    /// re-encoded pixels). An instance that needs more than this is refused. Default 384 MiB.
     pub max_working_bytes: Option<u64>,
     /// STOW requests served at once; more get 503 + Retry-After. Default 16.
     pub max_concurrent_requests: Option<usize>,
@@ -323,10 +323,10 @@ impl RawConfig {
 
         let l = &self.limits;
         let limits = Limits {
-            max_instance_bytes: l.max_instance_bytes.unwrap_or(256 * MIB),
+            max_instance_bytes: l.max_instance_bytes.unwrap_or(192 * MIB),
             max_request_parts: l.max_request_parts.unwrap_or(10_000),
-            max_in_flight_bytes: l.max_in_flight_bytes.unwrap_or(512 * MIB),
-            max_working_bytes: l.max_working_bytes.unwrap_or(512 * MIB),
+            max_in_flight_bytes: l.max_in_flight_bytes.unwrap_or(384 * MIB),
+            max_working_bytes: l.max_working_bytes.unwrap_or(384 * MIB),
             max_concurrent_requests: l.max_concurrent_requests.unwrap_or(16),
             max_workers: l.max_workers.unwrap_or_else(|| {
                 std::thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get)

@@ -37,8 +37,8 @@ use axum::response::{IntoResponse, Response};
 use bytes::{Bytes, BytesMut};
 use dicom_deid_audit::{Event, NewUids, Record};
 use dicom_deid_dicomweb::{
-    failure, is_application_dicom, parse_content_type, ContentTypeError, Limits as PartLimits,
-    PartError, PartStream, StowResponse,
+    failure, is_application_dicom, parse_content_type, ContentTypeError, Event as PartEvent,
+    Limits as PartLimits, PartError, PartStream, StowResponse,
 };
 use dicom_deid_engine::{Engine, Held, PixelReport, Rejection, Report};
 use dicom_deid_forward::{is_uid, SpoolMeta};
@@ -190,7 +190,10 @@ pub(crate) async fn stow(
                 "the gateway is shutting down\n",
             );
         };
-        let mut data = BytesMut::new();
+        // One allocation for the whole body (untouched room costs no memory): a buffer
+        // regrown chunk by chunk leaves the allocator's heaps fragmented.
+        let mut data =
+            BytesMut::with_capacity(usize::try_from(declared.unwrap_or(max)).unwrap_or(0));
         let mut stream = idle_bounded(body, idle);
         while let Some(chunk) = stream.next().await {
             let Ok(chunk) = chunk else {
@@ -233,12 +236,13 @@ pub(crate) async fn stow(
         let mut parts = PartStream::new(idle_bounded(body, idle), &boundary, limits);
         let mut index = 0usize;
         // Parts are de-identified while the next ones are read, up to `max_workers` per
-        // request. The next part's share of the in-flight bytes is taken before it is read,
-        // so a full gateway stops reading (TCP backpressure) instead of buffering: as much as
-        // is left of a declared body (a part cannot be longer), or the largest instance when
-        // the body is chunked, then given back down to the part's real size. Waiting for it
-        // holds nothing else of the budget, and the parts already read finish on their own,
-        // so it cannot deadlock.
+        // request. A part's share of the in-flight bytes is taken after its headers and
+        // before its body is read, so a full gateway stops reading (TCP backpressure) instead
+        // of buffering. The share is for the part's own Content-Length when it has one (the
+        // reader refuses a longer body), else for what is left of a declared request body,
+        // else for the largest instance; it is given back down to the part's real size once
+        // read. Waiting for it holds nothing else of the budget, and the parts already read
+        // finish on their own, so it cannot deadlock.
         let declared = headers
             .get(CONTENT_LENGTH)
             .and_then(|v| v.to_str().ok())
@@ -247,20 +251,30 @@ pub(crate) async fn stow(
         let mut read = 0u64;
         let mut pending: VecDeque<JoinHandle<Outcome>> = VecDeque::new();
         let max_pending = inner.limits.max_workers.max(1);
-        loop {
-            let bound = declared.map_or(max, |d| d.saturating_sub(read).min(max));
-            let Some(mut permit) = reserve(inner, &route, bound).await else {
-                answer.bad_request = true;
-                break;
-            };
-            let Some(item) = parts.next().await else {
-                break;
+        let mut permit = None;
+        while let Some(event) = parts.next_event().await {
+            let item = match event {
+                PartEvent::Head { declared_len } => {
+                    let bound = match declared_len {
+                        Some(n) => (n as u64).min(max),
+                        None => declared.map_or(max, |d| d.saturating_sub(read).min(max)),
+                    };
+                    permit = reserve(inner, &route, bound).await;
+                    parts.reserve_body(usize::try_from(bound).unwrap_or(usize::MAX) + 256);
+                    continue;
+                }
+                PartEvent::Item(item) => item,
             };
             let part_id = format!("{request_id}.{index}");
             index += 1;
             match item {
                 Ok(p) => {
                     read += p.body.len() as u64;
+                    // Every part body follows its head; a permit is always there.
+                    let Some(mut permit) = permit.take() else {
+                        pending.push_back(ready(Outcome::unreadable(failure::OUT_OF_RESOURCES)));
+                        continue;
+                    };
                     if p.content_type
                         .as_deref()
                         .is_some_and(|c| !is_application_dicom(c))

@@ -731,6 +731,18 @@ fn streamed_request(
     req.body(Body::from_stream(stream)).unwrap()
 }
 
+/// A multipart body of one part per instance, without the parts' own Content-Length.
+fn body_without_part_lengths(instances: &[Vec<u8>]) -> Vec<u8> {
+    let mut body = Vec::new();
+    for i in instances {
+        body.extend_from_slice(b"--xX-test-boundary-Xx\r\nContent-Type: application/dicom\r\n\r\n");
+        body.extend_from_slice(i);
+        body.extend_from_slice(b"\r\n");
+    }
+    body.extend_from_slice(b"--xX-test-boundary-Xx--\r\n");
+    body
+}
+
 /// Polls `f` until it holds (the test's own deadline ends a hang).
 async fn until(mut f: impl FnMut() -> bool) {
     for _ in 0..2000 {
@@ -752,23 +764,17 @@ async fn a_parts_share_of_the_in_flight_bytes_is_taken_before_it_is_read() {
     let state = gw.state.clone();
     assert_eq!(state.in_flight_bytes(), (0, 128 << 10));
 
-    // A chunked request (no Content-Length) stops in the middle of its part: before reading
-    // it, the gateway took the share of the largest instance (input and output), which here
-    // is the whole budget.
-    let body = dicom_deid_dicomweb::encode_parts(
-        "xX-test-boundary-Xx",
-        &[("application/dicom", &instance(1))],
-    );
+    // A chunked request (no Content-Length, nor on its part) stops in the middle of its
+    // part: before reading it, the gateway took the share of the largest instance (input
+    // and output), which here is the whole budget.
+    let body = body_without_part_lengths(&[instance(1)]);
     let (tx, rx) = tokio::sync::mpsc::channel(4);
     tx.send(body[..body.len() / 2].to_vec()).await.unwrap();
     let first = tokio::spawn(app(state.clone()).oneshot(streamed_request(rx, None)));
     until(|| state.in_flight_bytes().0 == 128 << 10).await;
 
     // Meanwhile a second request is not read at all: the budget is taken.
-    let second_body = dicom_deid_dicomweb::encode_parts(
-        "xX-test-boundary-Xx",
-        &[("application/dicom", &instance(2))],
-    );
+    let second_body = body_without_part_lengths(&[instance(2)]);
     let (tx2, rx2) = tokio::sync::mpsc::channel(4);
     tx2.send(second_body.to_vec()).await.unwrap();
     drop(tx2);
@@ -797,10 +803,7 @@ async fn a_declared_length_bounds_the_share_taken_before_reading() {
     raw.limits.max_in_flight_bytes = Some(4 << 20);
     let gw = gateway(&raw);
     let state = gw.state.clone();
-    let body = dicom_deid_dicomweb::encode_parts(
-        "xX-test-boundary-Xx",
-        &[("application/dicom", &instance(1))],
-    );
+    let body = body_without_part_lengths(&[instance(1)]);
     let (tx, rx) = tokio::sync::mpsc::channel(4);
     tx.send(body[..body.len() / 2].to_vec()).await.unwrap();
     let first = tokio::spawn(app(state.clone()).oneshot(streamed_request(rx, Some(body.len()))));
@@ -811,5 +814,56 @@ async fn a_declared_length_bounds_the_share_taken_before_reading() {
     tx.send(body[body.len() / 2..].to_vec()).await.unwrap();
     drop(tx);
     assert_eq!(first.await.unwrap().unwrap().status(), StatusCode::OK);
+    assert_eq!(state.in_flight_bytes().0, 0);
+}
+
+#[tokio::test]
+async fn a_parts_own_length_bounds_its_share_and_a_longer_body_fails_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut raw = raw_config(dir.path());
+    raw.limits.max_instance_bytes = Some(1 << 20);
+    raw.limits.max_in_flight_bytes = Some(4 << 20);
+    let gw = gateway(&raw);
+    let state = gw.state.clone();
+    // Chunked, but the part says its length (as Orthanc's STOW client does): twice that is
+    // taken while the part is read.
+    let one = instance(1);
+    let body =
+        dicom_deid_dicomweb::encode_parts("xX-test-boundary-Xx", &[("application/dicom", &one)]);
+    let (tx, rx) = tokio::sync::mpsc::channel(4);
+    let cut = body.len() - one.len() / 2;
+    tx.send(body[..cut].to_vec()).await.unwrap();
+    let first = tokio::spawn(app(state.clone()).oneshot(streamed_request(rx, None)));
+    let share = (2 * one.len() as u64).div_ceil(1024) * 1024;
+    until(|| state.in_flight_bytes().0 == share).await;
+    tx.send(body[cut..].to_vec()).await.unwrap();
+    drop(tx);
+    assert_eq!(first.await.unwrap().unwrap().status(), StatusCode::OK);
+
+    // A part whose body runs past its declared length is refused (it could outgrow its
+    // share); the next part is stored.
+    let two = instance(2);
+    let mut lying = format!(
+        "--xX-test-boundary-Xx\r\nContent-Type: application/dicom\r\nContent-Length: {}\r\n\r\n",
+        one.len() / 2
+    )
+    .into_bytes();
+    lying.extend_from_slice(&one);
+    lying.extend_from_slice(b"\r\n");
+    lying.extend_from_slice(&body_without_part_lengths(&[two]));
+    let (tx, rx) = tokio::sync::mpsc::channel(4);
+    tx.send(lying).await.unwrap();
+    drop(tx);
+    let res = app(state.clone())
+        .oneshot(streamed_request(rx, None))
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::ACCEPTED);
+    let json = body_json(res).await;
+    assert_eq!(items(&json, "00081199").len(), 1);
+    assert_eq!(
+        failure_reasons(&json),
+        vec![u64::from(failure::CANNOT_UNDERSTAND)]
+    );
     assert_eq!(state.in_flight_bytes().0, 0);
 }

@@ -293,7 +293,7 @@ async fn metrics_parse_as_prometheus_text_and_count_what_happened() {
     assert_eq!(value(&samples, "dicom_deid_in_flight_bytes", None), 0.0);
     assert_eq!(
         value(&samples, "dicom_deid_in_flight_max_bytes", None),
-        (512u64 << 20) as f64
+        (384u64 << 20) as f64
     );
     assert_eq!(
         value(&samples, "dicom_deid_working_memory_bytes", None),
@@ -301,7 +301,7 @@ async fn metrics_parse_as_prometheus_text_and_count_what_happened() {
     );
     assert_eq!(
         value(&samples, "dicom_deid_working_memory_max_bytes", None),
-        (512u64 << 20) as f64
+        (384u64 << 20) as f64
     );
     assert_eq!(
         value(
