@@ -174,13 +174,14 @@ pub struct Engine {
 
 impl Engine {
     /// An engine with default limits and the default text detectors (the classical
-    /// detector, plus the PP-OCRv4 network when its weights are installed).
+    /// detector, plus the PP-OCRv4 network when its weights are installed), loaded once
+    /// per process and shared by every engine ([`Detectors::shared_default`]).
     pub fn new(profile: Profile, key: Key) -> Engine {
         Engine {
             profile,
             key,
             limits: Limits::default(),
-            detectors: Arc::new(Detectors::default_set()),
+            detectors: Detectors::shared_default(),
         }
     }
 
