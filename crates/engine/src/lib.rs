@@ -10,7 +10,8 @@
 //! 3. **pixels** (`dicom-deid-pixel`): from the header alone, decide whether the
 //!    instance needs a pixel clean (BurnedInAnnotation YES, a region rule of the
 //!    profile matches, or the profile's `[pixel] detection` mode asks for text
-//!    detection on it). If not, pixel data passes through byte for byte, never
+//!    detection on it: `usual` looks at Modality, SOP class, ImageType and
+//!    ConversionType). If not, pixel data passes through byte for byte, never
 //!    decoded. If so: decode, run the rules and the detectors, mask the padded boxes
 //!    on every frame, re-encode; a clean that cannot be done completely is a
 //!    [`Rejection::Unsupported`] naming the reason (nothing half-clean is written);
@@ -61,6 +62,8 @@ const BURNED_IN_ANNOTATION: u32 = 0x0028_0301;
 const MODALITY: u32 = 0x0008_0060;
 const MANUFACTURER: u32 = 0x0008_0070;
 const MANUFACTURER_MODEL_NAME: u32 = 0x0008_1090;
+const IMAGE_TYPE: u32 = 0x0008_0008;
+const CONVERSION_TYPE: u32 = 0x0008_0064;
 const SEQUENCE_OF_ULTRASOUND_REGIONS: u32 = 0x0018_6011;
 const CLEAN_PIXEL_DATA: &str = "113101";
 const DIRECTORY_RECORD_SEQUENCE: u32 = 0x0004_1220;
@@ -143,7 +146,7 @@ pub enum PixelReport {
     NoPixelData,
     /// The pixels were decoded, searched and masked, and re-encoded.
     Cleaned {
-        /// Why: "BurnedInAnnotation YES", "rule:<id>", "detection (usual)", …
+        /// Why: "BurnedInAnnotation YES", "rule:<id>", "detection (usual): modality US", …
         reasons: Vec<String>,
         /// The detectors that ran.
         detectors: Vec<String>,
@@ -191,13 +194,14 @@ const DETECTION_WORKING_BYTES: u64 = 64 << 20;
 
 impl Engine {
     /// An engine with default limits and the default text detectors (the classical
-    /// detector, plus the PP-OCRv4 network when its weights are installed).
+    /// detector, plus the PP-OCRv4 network when its weights are installed), loaded once
+    /// per process and shared by every engine ([`Detectors::shared_default`]).
     pub fn new(profile: Profile, key: Key) -> Engine {
         Engine {
             profile,
             key,
             limits: Limits::default(),
-            detectors: Arc::new(Detectors::default_set()),
+            detectors: Detectors::shared_default(),
             memory: None,
         }
     }
@@ -330,6 +334,8 @@ impl Engine {
                 columns: us(dicom_deid_pixel::dataset::tags::COLUMNS),
             },
             burned_in: ds.str(BURNED_IN_ANNOTATION),
+            image_type: ds.str(IMAGE_TYPE),
+            conversion_type: ds.str(CONVERSION_TYPE),
             ultrasound_regions: if config.ultrasound_regions {
                 ultrasound_regions(ds, be)
             } else {
@@ -349,7 +355,11 @@ impl Engine {
             reasons.push("rule:ultrasound-regions".to_string());
         }
         if decision.detect {
-            reasons.push(format!("detection ({})", config.detection.as_str()));
+            let mode = config.detection.as_str();
+            reasons.push(match &decision.usual_because {
+                Some(why) => format!("detection ({mode}): {why}"),
+                None => format!("detection ({mode})"),
+            });
         }
         let fail = |e: dicom_deid_pixel::PixelError| Rejection::Unsupported {
             reason: format!(

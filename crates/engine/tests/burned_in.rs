@@ -106,8 +106,10 @@ fn burned_in_phi_boxes_of_the_corpus_are_masked() {
     );
 }
 
-/// The floor asserted on the corpus answer key under `basic` (detection `usual`): 83 of
-/// 145 PHI-like boxes (57.2 %) on 2026-11-23 with the classical detector and the network.
-/// Of the 62 missed, 51 are on a CT and a film-sheet SC whose modality and
-/// BurnedInAnnotation do not call for detection under `usual` (see the README).
-const RECALL_FLOOR: f64 = 0.55;
+/// The floor asserted on the corpus answer key under `basic` (detection `usual`): 140 of
+/// 145 PHI-like boxes (96.6 %) on 2026-11-23 (session 3) with the classical detector and the
+/// network — up from 83 (57 %) once `usual` searched Secondary Capture SOP classes whatever
+/// the Modality (a CT screen save and a film sheet: 51 boxes) and segmented palettes were
+/// read (16-bit ALOKA ultrasound: 6 boxes). One box fewer fails. The 5 missed: 2 + 1 on
+/// visible-light photographs, 1 on each ALOKA file (see the README).
+const RECALL_FLOOR: f64 = 0.96;

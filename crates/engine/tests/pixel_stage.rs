@@ -13,8 +13,18 @@ use dicom_deid_wire::{read_file, write_file, Element, FileMetaOut, Limits, Synta
 const W: u16 = 40;
 const H: u16 = 30;
 
-/// An 8-bit MONOCHROME2 image: background 7, a bright "text" block at (5..15, 2..6).
+/// An 8-bit MONOCHROME2 image: background 7, a bright "text" block at (5..15, 2..6); a
+/// CT Image Storage instance for Modality CT, a Secondary Capture otherwise.
 fn image(modality: &str, burned_in: Option<&str>, syntax: &str) -> Vec<u8> {
+    let class = if modality == "CT" {
+        "1.2.840.10008.5.1.4.1.1.2"
+    } else {
+        "1.2.840.10008.5.1.4.1.1.7"
+    };
+    image_of_class(class, modality, burned_in, syntax)
+}
+
+fn image_of_class(class: &str, modality: &str, burned_in: Option<&str>, syntax: &str) -> Vec<u8> {
     let mut px = vec![7u8; W as usize * H as usize];
     for y in 2..6 {
         for x in 5..15 {
@@ -26,7 +36,7 @@ fn image(modality: &str, burned_in: Option<&str>, syntax: &str) -> Vec<u8> {
     }
     let us = |tag, v: u16| Element::new(tag, Vr::US, v.to_le_bytes().to_vec());
     let mut elements = vec![
-        text(0x0008_0016, Vr::UI, "1.2.840.10008.5.1.4.1.1.7"),
+        text(0x0008_0016, Vr::UI, class),
         text(0x0008_0018, Vr::UI, "1.2.3.4.5.6.7.8"),
         text(0x0008_0060, Vr::CS, modality),
         text(0x0008_0070, Vr::LO, "ACME Imaging"),
@@ -234,6 +244,32 @@ fn usual_detection_without_a_detector_is_refused_not_written() {
         "{text}"
     );
     assert!(!text.contains("Doe"), "{text}");
+}
+
+#[test]
+fn a_secondary_capture_is_searched_whatever_its_modality() {
+    // A CT workstation's screen save: Secondary Capture with Modality CT. `usual` searches
+    // it and says why; with no detector that is a refusal, never a pass-through.
+    let e = engine(profile(""), Vec::new());
+    let input = image_of_class(
+        "1.2.840.10008.5.1.4.1.1.7",
+        "CT",
+        None,
+        "1.2.840.10008.1.2.1",
+    );
+    let text = e.process(&input).unwrap_err().to_string();
+    assert!(
+        text.contains("detection (usual): Secondary Capture SOP class"),
+        "{text}"
+    );
+    let e = engine(profile(""), vec![Box::new(Bright)]);
+    let out = e.process(&input).unwrap();
+    assert!(
+        matches!(&out.report.pixel, PixelReport::Cleaned { reasons, .. }
+            if reasons == &["detection (usual): Secondary Capture SOP class"]),
+        "{:?}",
+        out.report.pixel
+    );
 }
 
 #[test]

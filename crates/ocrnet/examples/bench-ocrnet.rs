@@ -2,8 +2,13 @@
 //! images `scripts/bench-pixel` writes (one thread), in the format of its classical line.
 //!
 //! ```text
-//! cargo run --release -p dicom-deid-ocrnet --example bench-ocrnet -- IMG_DIR [REPS]
+//! cargo run --release -p dicom-deid-ocrnet --example bench-ocrnet -- IMG_DIR [REPS [SCALE...]]
 //! ```
+//!
+//! Besides the default [`Params`] (full resolution), the network runs at each SCALE given
+//! ([`Params::scale`]; default: `0.85 0.8`) as detectors `ppocr-v4-det@SCALE` and
+//! `union@SCALE`. All take turns within each repetition, so the comparison does not depend
+//! on how loaded the machine was.
 //!
 //! IMG_DIR holds PGM (grey) / PPM (RGB) files: `<set>.p?m` for a single frame, `<set>-NN.p?m`
 //! for the frames of a multi-frame set. Prints, per set, `ppocr-v4-det <set> <frames> <median
@@ -18,7 +23,7 @@ use std::path::Path;
 use std::time::Instant;
 
 use dicom_deid_detect::{detect_frames, Classical, Detector, Image};
-use dicom_deid_ocrnet::{default_models_dir, PpOcrDet};
+use dicom_deid_ocrnet::{default_models_dir, Params, PpOcrDet, DEFAULT_SCALE};
 
 /// Reads a binary PGM (P5) or PPM (P6) with maxval 255.
 fn read_pnm(path: &Path) -> Image {
@@ -61,27 +66,42 @@ fn process_cpu_ns() -> Option<u64> {
     Some(total)
 }
 
-/// Median and minimum wall time, and median CPU time, in ms.
-fn time(detectors: &[&dyn Detector], frames: &[Image], reps: usize) -> (f64, f64, Option<f64>) {
-    let _ = detect_frames(detectors, frames); // warm-up
-    let mut times = Vec::new();
-    let mut cpu = Vec::new();
+/// Per detector set: median and minimum wall time, and median CPU time, in ms. The sets
+/// take turns within each repetition, so a change in the machine's load hits them alike.
+fn time(
+    sets: &[Vec<&dyn Detector>],
+    frames: &[Image],
+    reps: usize,
+) -> Vec<(f64, f64, Option<f64>)> {
+    let mut times = vec![Vec::new(); sets.len()];
+    let mut cpu = vec![Vec::new(); sets.len()];
+    for detectors in sets {
+        let _ = detect_frames(detectors, frames); // warm-up
+    }
     for _ in 0..reps {
-        let c0 = process_cpu_ns();
-        let t = Instant::now();
-        std::hint::black_box(detect_frames(detectors, frames));
-        times.push(t.elapsed().as_secs_f64() * 1000.0);
-        if let (Some(a), Some(b)) = (c0, process_cpu_ns()) {
-            cpu.push(b.saturating_sub(a) as f64 / 1e6);
+        for (i, detectors) in sets.iter().enumerate() {
+            let c0 = process_cpu_ns();
+            let t = Instant::now();
+            std::hint::black_box(detect_frames(detectors, frames));
+            times[i].push(t.elapsed().as_secs_f64() * 1000.0);
+            if let (Some(a), Some(b)) = (c0, process_cpu_ns()) {
+                cpu[i].push(b.saturating_sub(a) as f64 / 1e6);
+            }
         }
     }
-    times.sort_by(f64::total_cmp);
-    cpu.sort_by(f64::total_cmp);
-    (
-        times[times.len() / 2],
-        times[0],
-        cpu.get(cpu.len() / 2).copied(),
-    )
+    times
+        .iter_mut()
+        .zip(cpu.iter_mut())
+        .map(|(times, cpu)| {
+            times.sort_by(f64::total_cmp);
+            cpu.sort_by(f64::total_cmp);
+            (
+                times[times.len() / 2],
+                times[0],
+                cpu.get(cpu.len() / 2).copied(),
+            )
+        })
+        .collect()
 }
 
 fn main() {
@@ -91,13 +111,34 @@ fn main() {
         std::process::exit(2);
     };
     let reps: usize = args.get(1).and_then(|r| r.parse().ok()).unwrap_or(7).max(1);
-    let det = match PpOcrDet::load(&default_models_dir()) {
+    let mut scales: Vec<f32> = args[2.min(args.len())..]
+        .iter()
+        .map(|s| s.parse().expect("SCALE is a number"))
+        .collect();
+    if args.len() <= 2 {
+        scales.extend([0.85, 0.8]);
+    }
+    scales.retain(|&s| s != DEFAULT_SCALE);
+    let load = |params: Params| match PpOcrDet::load_with(&default_models_dir(), params) {
         Ok(d) => d,
         Err(e) => {
             eprintln!("bench-ocrnet: {e}");
             std::process::exit(2);
         }
     };
+    let det = load(Params::default());
+    let others: Vec<(String, PpOcrDet)> = scales
+        .iter()
+        .map(|&scale| {
+            (
+                format!("{scale}"),
+                load(Params {
+                    scale,
+                    ..Params::default()
+                }),
+            )
+        })
+        .collect();
     let classical = Classical::new();
 
     // Group files into sets: "<set>.pgm" or "<set>-NN.pgm".
@@ -128,11 +169,22 @@ fn main() {
         } else {
             reps
         };
-        for (label, detectors) in [
-            ("ppocr-v4-det", vec![&det as &dyn Detector]),
-            ("union", vec![&classical as &dyn Detector, &det]),
-        ] {
-            let (median, min, cpu) = time(&detectors, &frames, reps);
+        let mut runs = vec![
+            ("ppocr-v4-det".to_string(), vec![&det as &dyn Detector]),
+            ("union".to_string(), vec![&classical as &dyn Detector, &det]),
+        ];
+        for (scale, other) in &others {
+            runs.push((
+                format!("ppocr-v4-det@{scale}"),
+                vec![other as &dyn Detector],
+            ));
+            runs.push((
+                format!("union@{scale}"),
+                vec![&classical as &dyn Detector, other],
+            ));
+        }
+        let sets: Vec<Vec<&dyn Detector>> = runs.iter().map(|(_, d)| d.clone()).collect();
+        for ((label, _), (median, min, cpu)) in runs.iter().zip(time(&sets, &frames, reps)) {
             let cpu = cpu.map(|c| format!(" {c:.1}")).unwrap_or_default();
             println!("{label} {name} {} {median:.1} {min:.1}{cpu}", frames.len());
         }

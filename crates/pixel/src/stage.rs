@@ -13,7 +13,9 @@
 
 use crate::{decode, encode, Encoded, PixelData, PixelDescription, PixelError};
 use dicom_deid_detect::{detect_frames, Detector, Found, Rect};
-use dicom_deid_profile::pixel::{Signature, USUAL_MODALITIES};
+use dicom_deid_profile::pixel::{
+    uid_under, Signature, USUAL_IMAGE_TYPE_WORDS, USUAL_MODALITIES, USUAL_SOP_CLASSES,
+};
 use dicom_deid_profile::{DetectionMode, PixelConfig};
 
 /// What the stage knows of an instance before reading any pixel.
@@ -23,6 +25,10 @@ pub struct Instance<'a> {
     pub signature: Signature<'a>,
     /// BurnedInAnnotation (0028,0301), trimmed.
     pub burned_in: Option<&'a str>,
+    /// ImageType (0008,0008), all values as stored (backslash-separated).
+    pub image_type: Option<&'a str>,
+    /// ConversionType (0008,0064), trimmed.
+    pub conversion_type: Option<&'a str>,
     /// The regions of SequenceOfUltrasoundRegions (0018,6011), if any.
     pub ultrasound_regions: Vec<Rect>,
 }
@@ -45,6 +51,9 @@ pub struct Decision {
     pub outside_ultrasound: Vec<Rect>,
     /// Detection is to run.
     pub detect: bool,
+    /// Why `usual` detection runs ("modality US", "Secondary Capture SOP class", …);
+    /// `None` when detection does not run or the mode is `always`.
+    pub usual_because: Option<String>,
 }
 
 impl Decision {
@@ -97,13 +106,7 @@ impl<'a> Stage<'a> {
         match self.config.detection {
             DetectionMode::Never => false,
             DetectionMode::Always => true,
-            DetectionMode::Usual => {
-                inst.burned_in_yes()
-                    || inst
-                        .signature
-                        .modality
-                        .is_some_and(|m| USUAL_MODALITIES.iter().any(|u| u.eq_ignore_ascii_case(m)))
-            }
+            DetectionMode::Usual => usual_because(inst).is_some(),
         }
     }
 
@@ -146,11 +149,16 @@ impl<'a> Stage<'a> {
             } else {
                 Vec::new()
             };
+        let usual_because = match self.config.detection {
+            DetectionMode::Usual => usual_because(inst),
+            _ => None,
+        };
         Decision {
             burned_in: inst.burned_in_yes(),
             rules,
             outside_ultrasound,
             detect: self.wants_detection(inst),
+            usual_because,
         }
     }
 
@@ -224,6 +232,48 @@ impl<'a> Stage<'a> {
     }
 }
 
+/// Why `usual` detection searches an instance, from its header (see
+/// [`DetectionMode::Usual`]), or `None` when it does not. Names attributes and the kind of
+/// value, never a value that could identify anyone.
+pub fn usual_because(inst: &Instance<'_>) -> Option<String> {
+    if inst.burned_in_yes() {
+        return Some("BurnedInAnnotation YES".into());
+    }
+    if let Some(m) = inst.signature.modality.map(str::trim) {
+        if let Some(u) = USUAL_MODALITIES.iter().find(|u| u.eq_ignore_ascii_case(m)) {
+            return Some(format!("modality {u}"));
+        }
+    }
+    if let Some(class) = inst
+        .signature
+        .sop_class
+        .map(|c| c.trim_end_matches(['\0', ' ']))
+    {
+        if let Some((_, name)) = USUAL_SOP_CLASSES.iter().find(|(p, _)| uid_under(class, p)) {
+            return Some((*name).to_string());
+        }
+    }
+    if let Some(it) = inst.image_type {
+        let values: Vec<String> = it
+            .split('\\')
+            .map(|v| v.trim().to_ascii_uppercase())
+            .collect();
+        if values.get(1).is_some_and(|v| v == "SECONDARY") {
+            return Some("ImageType SECONDARY".into());
+        }
+        if values
+            .iter()
+            .any(|v| USUAL_IMAGE_TYPE_WORDS.iter().any(|w| v.contains(w)))
+        {
+            return Some("ImageType screen save".into());
+        }
+    }
+    if inst.conversion_type.is_some_and(|c| !c.trim().is_empty()) {
+        return Some("ConversionType present".into());
+    }
+    None
+}
+
 /// Rectangles covering every pixel of a `w` × `h` frame outside `keep` (rows with the same
 /// uncovered runs merged).
 pub fn complement(keep: &[Rect], w: u32, h: u32) -> Vec<Rect> {
@@ -276,6 +326,133 @@ pub fn complement(keep: &[Rect], w: u32, h: u32) -> Vec<Rect> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    const CT_IMAGE: &str = "1.2.840.10008.5.1.4.1.1.2";
+    const SC_IMAGE: &str = "1.2.840.10008.5.1.4.1.1.7";
+
+    fn inst<'a>(
+        modality: &'a str,
+        class: &'a str,
+        image_type: Option<&'a str>,
+        conversion_type: Option<&'a str>,
+    ) -> Instance<'a> {
+        Instance {
+            signature: Signature {
+                modality: Some(modality),
+                sop_class: Some(class),
+                rows: 512,
+                columns: 512,
+                ..Signature::default()
+            },
+            image_type,
+            conversion_type,
+            ..Instance::default()
+        }
+    }
+
+    #[test]
+    fn usual_searches_captures_whatever_the_modality_says() {
+        let because = |i: &Instance<'_>| usual_because(i);
+        // The two corpus cases that `usual` used to pass through: a CT workstation's
+        // secondary capture and a digitised film sheet, both filed with Modality CT.
+        assert_eq!(
+            because(&inst("CT", SC_IMAGE, Some("DERIVED\\PRIMARY"), Some("DF"))).as_deref(),
+            Some("Secondary Capture SOP class")
+        );
+        // Multi-frame SC classes lie under the SC UID; the VL classes (…77.1.x) do not.
+        assert!(because(&inst("CT", "1.2.840.10008.5.1.4.1.1.7.4", None, None)).is_some());
+        assert_eq!(
+            because(&inst("", "1.2.840.10008.5.1.4.1.1.77.1.4", None, None)).as_deref(),
+            Some("Visible Light SOP class")
+        );
+        assert_eq!(
+            because(&inst("us", CT_IMAGE, None, None)).as_deref(),
+            Some("modality US")
+        );
+        assert_eq!(
+            because(&inst(
+                "MR",
+                "1.2.840.10008.5.1.4.1.1.4",
+                Some("DERIVED\\SECONDARY\\MPR"),
+                None
+            ))
+            .as_deref(),
+            Some("ImageType SECONDARY")
+        );
+        assert_eq!(
+            because(&inst(
+                "CT",
+                CT_IMAGE,
+                Some("DERIVED\\PRIMARY\\SCREEN SAVE"),
+                None
+            ))
+            .as_deref(),
+            Some("ImageType screen save")
+        );
+        assert_eq!(
+            because(&inst(
+                "RTIMAGE",
+                "1.2.840.10008.5.1.4.1.1.481.1",
+                None,
+                Some("DI")
+            ))
+            .as_deref(),
+            Some("ConversionType present")
+        );
+        // Acquired CT, MR, CR: not searched (pass through undecoded).
+        assert_eq!(
+            because(&inst(
+                "CT",
+                CT_IMAGE,
+                Some("ORIGINAL\\PRIMARY\\AXIAL"),
+                None
+            )),
+            None
+        );
+        assert_eq!(
+            because(&inst(
+                "CT",
+                CT_IMAGE,
+                Some("DERIVED\\PRIMARY\\MPR"),
+                Some(" ")
+            )),
+            None
+        );
+        assert_eq!(
+            because(&inst("CR", "1.2.840.10008.5.1.4.1.1.1", None, None)),
+            None
+        );
+        let yes = Instance {
+            burned_in: Some("YES"),
+            ..inst("CR", "1.2.840.10008.5.1.4.1.1.1", None, None)
+        };
+        assert_eq!(because(&yes).as_deref(), Some("BurnedInAnnotation YES"));
+    }
+
+    #[test]
+    fn the_mode_decides_whether_usual_reasons_count() {
+        let ct = inst("CT", CT_IMAGE, Some("ORIGINAL\\PRIMARY\\AXIAL"), None);
+        let sc = inst("CT", SC_IMAGE, None, Some("WSD"));
+        for (mode, ct_detect, sc_detect) in [
+            (DetectionMode::Always, true, true),
+            (DetectionMode::Usual, false, true),
+            (DetectionMode::Never, false, false),
+        ] {
+            let config = PixelConfig {
+                detection: mode,
+                ..PixelConfig::default()
+            };
+            let stage = Stage::new(&config, Vec::new());
+            assert_eq!(stage.decide(&ct).detect, ct_detect, "{mode:?}");
+            let d = stage.decide(&sc);
+            assert_eq!(d.detect, sc_detect, "{mode:?}");
+            assert_eq!(
+                d.usual_because.is_some(),
+                mode == DetectionMode::Usual,
+                "{mode:?}"
+            );
+        }
+    }
 
     #[test]
     fn complement_covers_exactly_the_outside() {

@@ -26,9 +26,13 @@ use toml::Spanned;
 pub enum DetectionMode {
     /// On every instance with pixel data.
     Always,
-    /// On modalities where burned-in text is usual ([`USUAL_MODALITIES`]), on DX, CR,
-    /// MG, IO, PX with BurnedInAnnotation YES, and on any instance with
-    /// BurnedInAnnotation YES.
+    /// On instances where burned-in text is usual, decided from the header alone:
+    /// BurnedInAnnotation YES; a modality of [`USUAL_MODALITIES`]; a SOP class of
+    /// [`USUAL_SOP_CLASSES`] (secondary capture, ultrasound, angiography and fluoroscopy,
+    /// visible light), whatever the Modality says; an ImageType whose second value is
+    /// SECONDARY or whose values name a screen save ([`USUAL_IMAGE_TYPE_WORDS`]); or a
+    /// ConversionType (0008,0064), which only converted images (screen, film, video, scan)
+    /// carry. Primary CT, MR, PET, NM, CR, DX, MG … images pass through undecoded.
     #[default]
     Usual,
     /// Never; only region rules and BurnedInAnnotation YES (which needs a clean that a
@@ -53,6 +57,35 @@ impl DetectionMode {
 pub const USUAL_MODALITIES: &[&str] = &[
     "US", "SC", "XA", "RF", "ES", "XC", "OT", "GM", "SM", "DOC", "OP", "IVUS", "ECG", "HD",
 ];
+
+/// SOP classes on which `usual` runs detection whatever the Modality says, each a UID
+/// prefix matched whole components at a time (`…1.1.7` matches `…1.1.7` and `…1.1.7.2`,
+/// not `…1.1.77.1.4`), with the name reports use. Secondary captures come first: a CT
+/// workstation's screen save or a digitised film sheet is filed as Secondary Capture with
+/// Modality CT, and carries the patient's name in its pixels more often than not.
+pub const USUAL_SOP_CLASSES: &[(&str, &str)] = &[
+    ("1.2.840.10008.5.1.4.1.1.7", "Secondary Capture SOP class"),
+    ("1.2.840.10008.5.1.4.1.1.6", "Ultrasound SOP class"),
+    (
+        "1.2.840.10008.5.1.4.1.1.3",
+        "Ultrasound Multi-frame SOP class",
+    ),
+    (
+        "1.2.840.10008.5.1.4.1.1.12",
+        "X-Ray Angiographic/Radiofluoroscopic SOP class",
+    ),
+    ("1.2.840.10008.5.1.4.1.1.77.1", "Visible Light SOP class"),
+];
+
+/// Words that, contained in any value of ImageType (0008,0008), mark a screen save
+/// (`DERIVED\SECONDARY\SCREEN SAVE`, the words RSNA CTP's burned-in filter looks for).
+pub const USUAL_IMAGE_TYPE_WORDS: &[&str] = &["SCREEN", "SAVE"];
+
+/// Whether `uid` is `prefix` or lies under it (whole components).
+pub fn uid_under(uid: &str, prefix: &str) -> bool {
+    uid.strip_prefix(prefix)
+        .is_some_and(|rest| rest.is_empty() || rest.starts_with('.'))
+}
 
 /// One region rule: a device signature and the rectangles to blank on its images.
 #[derive(Debug, Clone, PartialEq, Eq)]
