@@ -258,9 +258,6 @@ pub fn usual_because(inst: &Instance<'_>) -> Option<String> {
             .split('\\')
             .map(|v| v.trim().to_ascii_uppercase())
             .collect();
-        if values.get(1).is_some_and(|v| v == "SECONDARY") {
-            return Some("ImageType SECONDARY".into());
-        }
         if values
             .iter()
             .any(|v| USUAL_IMAGE_TYPE_WORDS.iter().any(|w| v.contains(w)))
@@ -369,15 +366,16 @@ mod tests {
             because(&inst("us", CT_IMAGE, None, None)).as_deref(),
             Some("modality US")
         );
+        // A reformat (MPR, MIP) of an acquired series is SECONDARY too, but made by a
+        // workstation from pixels, not a capture of a screen: it passes through.
         assert_eq!(
             because(&inst(
                 "MR",
                 "1.2.840.10008.5.1.4.1.1.4",
                 Some("DERIVED\\SECONDARY\\MPR"),
                 None
-            ))
-            .as_deref(),
-            Some("ImageType SECONDARY")
+            )),
+            None
         );
         assert_eq!(
             because(&inst(

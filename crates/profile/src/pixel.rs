@@ -29,8 +29,8 @@ pub enum DetectionMode {
     /// On instances where burned-in text is usual, decided from the header alone:
     /// BurnedInAnnotation YES; a modality of [`USUAL_MODALITIES`]; a SOP class of
     /// [`USUAL_SOP_CLASSES`] (secondary capture, ultrasound, angiography and fluoroscopy,
-    /// visible light), whatever the Modality says; an ImageType whose second value is
-    /// SECONDARY or whose values name a screen save ([`USUAL_IMAGE_TYPE_WORDS`]); or a
+    /// visible light), whatever the Modality says; an ImageType whose values name a screen
+    /// save ([`USUAL_IMAGE_TYPE_WORDS`]; a plain DERIVED\SECONDARY reformat is not searched); or a
     /// ConversionType (0008,0064), which only converted images (screen, film, video, scan)
     /// carry. Primary CT, MR, PET, NM, CR, DX, MG … images pass through undecoded.
     #[default]
