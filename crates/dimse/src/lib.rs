@@ -24,10 +24,17 @@
 //!   DIMSE message out of order, or a peer silent for [`ScpConfig::idle_timeout`] in the middle
 //!   of anything end *that* association with A-ABORT (or a closed socket); the others go on.
 //!
-//! What it does not do: TLS (the DICOM TLS profile), asynchronous operations windows (one
-//! operation at a time per association, the default), other DIMSE services (answered with
-//! `0x0211` unrecognized operation), private SOP classes. It knows nothing of the engine, the
-//! spool or the audit: the caller's [`Store`] does all of that.
+//! - **TLS** (the DICOM TLS profile, PS3.15 B.1/B.9): with [`ScpConfig::tls`] set, every
+//!   connection must first complete a TLS handshake (rustls; the caller's configuration says
+//!   which certificate, whether client certificates are required and from which CA); a plain
+//!   DICOM peer, or one whose certificate does not verify, never gets to associate. The
+//!   handshake is bounded by [`ScpConfig::idle_timeout`].
+//!
+//! What it does not do: load certificates (the caller builds the rustls configuration),
+//! asynchronous operations windows (one operation at a time per association, the default),
+//! other DIMSE services (answered with `0x0211` unrecognized operation), private SOP classes.
+//! It knows nothing of the engine, the spool or the audit: the caller's [`Store`] does all of
+//! that.
 //!
 //! Nothing it logs carries an element value or a UID from the data: it logs AE titles, peer
 //! addresses, association ids and reasons.
@@ -105,6 +112,26 @@ pub struct Peer {
     pub addresses: Vec<IpAddr>,
 }
 
+/// TLS for the SCP: a rustls server configuration (certificate chain and key, and a client
+/// certificate verifier when client certificates are required). Compared by identity; its
+/// `Debug` shows neither key nor certificates.
+#[derive(Clone)]
+pub struct ScpTls(pub Arc<rustls::ServerConfig>);
+
+impl std::fmt::Debug for ScpTls {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ScpTls(**REDACTED**)")
+    }
+}
+
+impl PartialEq for ScpTls {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+
+impl Eq for ScpTls {}
+
 /// How the SCP behaves. Build with [`ScpConfig::new`] and change fields.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ScpConfig {
@@ -126,10 +153,13 @@ pub struct ScpConfig {
     pub implementation_class_uid: String,
     /// Implementation Version Name written in the file meta handed to the store.
     pub implementation_version_name: String,
+    /// TLS on every connection (`None`: plain TCP).
+    pub tls: Option<ScpTls>,
 }
 
 impl ScpConfig {
-    /// Defaults: max PDU 128 KiB, 8 associations, 512 MiB per instance, 60 s idle, no peers.
+    /// Defaults: max PDU 128 KiB, 8 associations, 512 MiB per instance, 60 s idle, no peers,
+    /// no TLS.
     pub fn new(ae_title: &str) -> ScpConfig {
         ScpConfig {
             ae_title: ae_title.trim().to_string(),
@@ -140,6 +170,7 @@ impl ScpConfig {
             peers: Vec::new(),
             implementation_class_uid: dicom_ul::IMPLEMENTATION_CLASS_UID.to_string(),
             implementation_version_name: "DICOMDEID_DIMSE".to_string(),
+            tls: None,
         }
     }
 
@@ -212,7 +243,8 @@ pub trait Store: Send + Sync + 'static {
 pub struct ScpMetrics {
     /// Associations accepted.
     pub associations_accepted: AtomicU64,
-    /// Associations rejected (AE title, address or limit).
+    /// Associations rejected (AE title, address or limit), and connections whose TLS
+    /// handshake failed (no or an untrusted client certificate, a plain DICOM peer).
     pub associations_rejected: AtomicU64,
     /// Associations aborted (protocol error, limit, timeout, peer abort, shutdown).
     pub associations_aborted: AtomicU64,

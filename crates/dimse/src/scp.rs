@@ -7,6 +7,7 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 
 use dicom_ul::association::server::AccessControl;
+use dicom_ul::association::server::AsyncServerAssociation;
 use dicom_ul::association::{Association, Error as UlError};
 use dicom_ul::pdu::{
     AssociationRJ, AssociationRJResult, AssociationRJServiceProviderPresentationReason,
@@ -14,7 +15,7 @@ use dicom_ul::pdu::{
     PresentationContextResultReason, UserIdentity,
 };
 use dicom_ul::{Pdu, ServerAssociationOptions};
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::watch;
 use tracing::{debug, info, warn};
@@ -54,9 +55,25 @@ impl AccessControl for Access {
 }
 
 /// Answers one connection beyond the association limit with A-ASSOCIATE-RJ (transient, local
-/// limit exceeded), after reading its A-ASSOCIATE-RQ (briefly).
-pub(crate) async fn reject_busy(mut socket: TcpStream, config: &ScpConfig) {
+/// limit exceeded), after reading its A-ASSOCIATE-RQ (briefly; over TLS when configured).
+pub(crate) async fn reject_busy(socket: TcpStream, config: &ScpConfig) {
     let wait = config.idle_timeout.min(std::time::Duration::from_secs(5));
+    match &config.tls {
+        None => reject_busy_on(socket, config, wait).await,
+        Some(tls) => {
+            let acceptor = tokio_rustls::TlsAcceptor::from(tls.0.clone());
+            if let Ok(Ok(stream)) = tokio::time::timeout(wait, acceptor.accept(socket)).await {
+                reject_busy_on(stream, config, wait).await;
+            }
+        }
+    }
+}
+
+async fn reject_busy_on<T: AsyncRead + AsyncWrite + Unpin>(
+    mut socket: T,
+    config: &ScpConfig,
+    wait: std::time::Duration,
+) {
     let mut buf = bytes::BytesMut::new();
     let read = tokio::time::timeout(
         wait,
@@ -97,6 +114,9 @@ fn describe(e: &UlError) -> String {
         UlError::UnknownPdu { .. } => "unknown PDU type".into(),
         UlError::WireSend { .. } | UlError::SendPdu { .. } => "could not send a PDU".into(),
         UlError::Aborted { .. } => "aborted".into(),
+        UlError::TlsHandshake { source, .. } => format!("TLS handshake failed: {source}"),
+        UlError::TlsConnection { source, .. } => format!("TLS handshake failed: {source}"),
+        UlError::TlsNotSupported => "a TLS handshake on a plain DICOM port".into(),
         _ => "association error".into(),
     }
 }
@@ -216,10 +236,9 @@ pub(crate) async fn association<S: Store>(
     addr: SocketAddr,
     id: u64,
     ctx: Ctx<S>,
-    mut stop: watch::Receiver<bool>,
+    stop: watch::Receiver<bool>,
 ) {
     let config = &ctx.config;
-    let metrics = &ctx.metrics;
     let mut options = ServerAssociationOptions::new()
         .ae_access_control(Access {
             config: config.clone(),
@@ -236,10 +255,53 @@ pub(crate) async fn association<S: Store>(
     for (uid, _) in sop::TRANSFER_SYNTAXES {
         options = options.with_transfer_syntax(*uid);
     }
-    let mut assoc = match options.establish_async(socket).await {
+    match &config.tls {
+        None => {
+            let established = options.establish_async(socket).await;
+            serve_association(established, addr, id, &ctx, stop).await;
+        }
+        Some(tls) => {
+            // dicom-ul bounds the A-ASSOCIATE exchange by the read timeout but not the TLS
+            // handshake before it: a peer that stalls there would keep its slot.
+            let options = options.tls_config(tls.0.clone());
+            let Ok(established) =
+                tokio::time::timeout(config.idle_timeout, options.establish_tls_async(socket))
+                    .await
+            else {
+                ctx.metrics.associations_aborted.fetch_add(1, Relaxed);
+                info!(message = "DIMSE association not established.", association = id, peer = %addr, reason = "no TLS handshake within the idle timeout");
+                return;
+            };
+            serve_association(established, addr, id, &ctx, stop).await;
+        }
+    }
+}
+
+/// Serves an association (plain or over TLS) from its establishment to its end.
+async fn serve_association<S, T>(
+    established: Result<AsyncServerAssociation<T>, UlError>,
+    addr: SocketAddr,
+    id: u64,
+    ctx: &Ctx<S>,
+    mut stop: watch::Receiver<bool>,
+) where
+    S: Store,
+    T: AsyncRead + AsyncWrite + Unpin + Send,
+{
+    let config = &ctx.config;
+    let metrics = &ctx.metrics;
+    let mut assoc = match established {
         Ok(a) => a,
         Err(e) => {
-            if matches!(e, UlError::Rejected { .. }) {
+            // A connection closed before or during the handshake is not a refusal.
+            let tls_refused = match &e {
+                UlError::TlsHandshake { source, .. } => {
+                    source.kind() != std::io::ErrorKind::UnexpectedEof
+                }
+                UlError::TlsConnection { .. } | UlError::TlsNotSupported => true,
+                _ => false,
+            };
+            if matches!(e, UlError::Rejected { .. }) || tls_refused {
                 metrics.associations_rejected.fetch_add(1, Relaxed);
                 info!(message = "DIMSE association rejected.", association = id, peer = %addr, reason = %describe(&e));
             } else {
@@ -319,7 +381,7 @@ pub(crate) async fn association<S: Store>(
                 }
                 C_STORE_RQ => {
                     let (st, comment) = store_one(
-                        &ctx,
+                        ctx,
                         Received {
                             cmd: &cmd,
                             pc,

@@ -1,5 +1,9 @@
 //! What the SCP negotiates: the storage SOP classes, Verification, and the transfer syntaxes
 //! the engine reads.
+//!
+//! [`STORAGE_SOP_CLASSES`] is generated from dicom-dictionary-std's registry of UIDs by
+//! `cargo run -p dicom-deid-dimse --example gen-storage-classes` (`examples/`; the test
+//! `tests/storage_classes.rs` checks that the committed table is what it writes today).
 
 #[path = "storage_classes.rs"]
 mod storage_classes;

@@ -1,6 +1,7 @@
-// Generated from dicom-dictionary-std 0.10.1 src/uids.rs (the PS3.6 registry of UIDs):
+// Generated from dicom-dictionary-std 0.10.1 src/uids.rs (the PS3.6 registry of UIDs,
+// table SOP_CLASSES) by `cargo run -p dicom-deid-dimse --example gen-storage-classes`:
 // every SOP class whose name says "Storage", except Storage Commitment, the Media Storage
-// Directory and the retired print-management ones. Do not edit; see the `sop` module docs.
+// Directory and the retired print-management ones. Do not edit; rerun the command.
 
 /// Storage SOP classes (UID, name, retired).
 pub const STORAGE_SOP_CLASSES: &[(&str, &str, bool)] = &[

@@ -585,7 +585,7 @@ impl RawConfig {
         let dimse = self
             .dimse
             .as_ref()
-            .and_then(|d| crate::dimse::validate(d, &route_names, &limits, &mut problem));
+            .and_then(|d| crate::dimse::validate(d, &route_names, &limits, &resolve, &mut problem));
         for (i, d) in raw_destinations.iter().enumerate() {
             if !used.contains(&d.name) {
                 problem(
@@ -960,12 +960,12 @@ pub enum BuildError {
         /// Why.
         reason: String,
     },
-    /// The listener's TLS certificate or key
+    /// The listener's or the DIMSE SCP's TLS certificate, key or client CA
     #[snafu(display("{origin}: {key}: {reason}"))]
     Tls {
         /// The config file.
         origin: String,
-        /// `tls.cert_file` or `tls.key_file`.
+        /// `tls.cert_file`, `tls.key_file` or `dimse.tls_…_file`.
         key: String,
         /// Why.
         reason: String,
@@ -1097,6 +1097,15 @@ impl Config {
             ),
         };
 
+        let dimse = match &self.dimse {
+            None => None,
+            Some(d) => Some(d.build().map_err(|(key, reason)| BuildError::Tls {
+                origin: origin.clone(),
+                key: key.to_string(),
+                reason,
+            })?),
+        };
+
         let mut destinations = Vec::new();
         let mut probes = Vec::new();
         for (j, d) in self.destinations.iter().enumerate() {
@@ -1211,7 +1220,7 @@ impl Config {
         Ok(Gateway {
             state,
             forwarder,
-            dimse: self.dimse.clone(),
+            dimse,
             tls,
         })
     }

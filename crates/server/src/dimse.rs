@@ -16,6 +16,9 @@
 //! max_pdu = 131072             # default; 4096 ..= 4194304
 //! max_associations = 8         # default; one more is rejected (transient, local limit)
 //! idle_timeout_secs = 60       # default; a silent peer's association is aborted
+//! tls_cert_file = "scp.pem"    # optional: TLS (the DICOM TLS profile) on every association,
+//! tls_key_file = "scp.key"     #   with this PEM certificate chain and key (0600 or 0640)
+//! tls_client_ca_file = "ca.pem" # optional: require client certificates issued by this CA
 //!
 //! [[dimse.peers]]
 //! ae_title = "PACS"            # the calling AE title
@@ -25,10 +28,17 @@
 //!
 //! Beyond loopback (a non-loopback `listen`), every peer must name its `addresses`: an AE
 //! title alone is not a credential.
+//!
+//! With `tls_cert_file` and `tls_key_file` (both or neither) every connection is TLS 1.2 or
+//! 1.3 first (rustls; the files are read as for the HTTP listener's `[tls]`, by
+//! [`crate::tls::dimse_server_config`]); a plain DICOM peer never gets to associate. With
+//! `tls_client_ca_file` as well, a peer must present a certificate issued by that CA; the AE
+//! title and address checks still apply after the handshake.
 
 use std::collections::BTreeSet;
 use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -59,6 +69,12 @@ pub struct RawDimse {
     pub max_associations: Option<usize>,
     /// Seconds a peer may stay silent in the middle of an association.
     pub idle_timeout_secs: Option<u64>,
+    /// TLS: the PEM certificate chain (with `tls_key_file`).
+    pub tls_cert_file: Option<PathBuf>,
+    /// TLS: the PEM private key (with `tls_cert_file`).
+    pub tls_key_file: Option<PathBuf>,
+    /// TLS: require client certificates issued by the CA(s) in this PEM file.
+    pub tls_client_ca_file: Option<PathBuf>,
     /// The calling AE titles let in.
     #[serde(default)]
     pub peers: Vec<RawPeer>,
@@ -82,8 +98,39 @@ pub struct RawPeer {
 pub struct DimseConfig {
     /// Where the SCP listens.
     pub listen: SocketAddr,
-    /// The SCP's settings (AE title, bounds, peers).
+    /// The SCP's settings (AE title, bounds, peers; `scp.tls` is set by [`DimseConfig::build`]
+    /// from [`DimseConfig::tls`]).
     pub scp: ScpConfig,
+    /// The TLS files (paths resolved), if TLS is on.
+    pub tls: Option<DimseTlsFiles>,
+}
+
+/// Where the SCP's TLS certificate, key and client CA are.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DimseTlsFiles {
+    /// PEM certificate chain.
+    pub cert_file: PathBuf,
+    /// PEM private key.
+    pub key_file: PathBuf,
+    /// PEM CA certificates; `Some`: client certificates are required.
+    pub client_ca_file: Option<PathBuf>,
+}
+
+impl DimseConfig {
+    /// Reads the TLS files (if any) into `scp.tls`. The `Err` is (config key, reason), the
+    /// reason naming the file, never its content.
+    pub fn build(&self) -> Result<DimseConfig, (&'static str, String)> {
+        let mut built = self.clone();
+        if let Some(t) = &self.tls {
+            let config = crate::tls::dimse_server_config(
+                &t.cert_file,
+                &t.key_file,
+                t.client_ca_file.as_deref(),
+            )?;
+            built.scp.tls = Some(dicom_deid_dimse::ScpTls(config));
+        }
+        Ok(built)
+    }
 }
 
 /// Whether `t` is a usable AE title: 1 to 16 characters of ISO 646 without backslash or
@@ -109,6 +156,7 @@ pub(crate) fn validate(
     raw: &RawDimse,
     route_names: &BTreeSet<String>,
     limits: &Limits,
+    resolve: &dyn Fn(&Path) -> PathBuf,
     problem: &mut dyn FnMut(&str, String),
 ) -> Option<DimseConfig> {
     let mut ok = true;
@@ -169,6 +217,36 @@ pub(crate) fn validate(
         }
         scp.idle_timeout = Duration::from_secs(v);
     }
+    let tls = match (&raw.tls_cert_file, &raw.tls_key_file) {
+        (Some(cert), Some(key)) => Some(DimseTlsFiles {
+            cert_file: resolve(cert),
+            key_file: resolve(key),
+            client_ca_file: raw.tls_client_ca_file.as_deref().map(resolve),
+        }),
+        (None, None) => {
+            if raw.tls_client_ca_file.is_some() {
+                bad(
+                    "dimse.tls_client_ca_file",
+                    "client certificates need TLS: set tls_cert_file and tls_key_file too".into(),
+                );
+            }
+            None
+        }
+        (Some(_), None) => {
+            bad(
+                "dimse.tls_key_file",
+                "tls_cert_file is set, so the key is needed too".into(),
+            );
+            None
+        }
+        (None, Some(_)) => {
+            bad(
+                "dimse.tls_cert_file",
+                "tls_key_file is set, so the certificate is needed too".into(),
+            );
+            None
+        }
+    };
     if raw.peers.is_empty() {
         bad(
             "dimse.peers",
@@ -215,7 +293,7 @@ pub(crate) fn validate(
         });
     }
     match (ok, listen) {
-        (true, Some(listen)) => Some(DimseConfig { listen, scp }),
+        (true, Some(listen)) => Some(DimseConfig { listen, scp, tls }),
         _ => None,
     }
 }
@@ -293,7 +371,8 @@ mod tests {
     fn check(raw: &RawDimse) -> Result<DimseConfig, Vec<(String, String)>> {
         let routes = BTreeSet::from(["default".to_string()]);
         let mut problems = Vec::new();
-        let got = validate(raw, &routes, &limits(), &mut |k, r| {
+        let resolve = |p: &Path| Path::new("/etc/deid").join(p);
+        let got = validate(raw, &routes, &limits(), &resolve, &mut |k, r| {
             problems.push((k.to_string(), r))
         });
         got.ok_or(problems)
@@ -321,6 +400,66 @@ mod tests {
     }
 
     #[test]
+    fn tls_files_come_in_pairs_and_are_resolved_against_the_config_folder() {
+        let with = |cert: Option<&str>, key: Option<&str>, ca: Option<&str>| RawDimse {
+            tls_cert_file: cert.map(Into::into),
+            tls_key_file: key.map(Into::into),
+            tls_client_ca_file: ca.map(Into::into),
+            peers: vec![peer("PACS", "default", &[])],
+            ..RawDimse::default()
+        };
+        let c = check(&with(
+            Some("scp.pem"),
+            Some("/keys/scp.key"),
+            Some("ca.pem"),
+        ))
+        .unwrap();
+        assert_eq!(
+            c.tls,
+            Some(DimseTlsFiles {
+                cert_file: "/etc/deid/scp.pem".into(),
+                key_file: "/keys/scp.key".into(),
+                client_ca_file: Some("/etc/deid/ca.pem".into()),
+            })
+        );
+        assert_eq!(c.scp.tls, None, "files are read by build(), not validate()");
+        assert_eq!(check(&with(None, None, None)).unwrap().tls, None);
+        let key = |raw| check(&raw).unwrap_err()[0].0.clone();
+        assert_eq!(key(with(Some("a"), None, None)), "dimse.tls_key_file");
+        assert_eq!(key(with(None, Some("a"), None)), "dimse.tls_cert_file");
+        assert_eq!(key(with(None, None, Some("a"))), "dimse.tls_client_ca_file");
+    }
+
+    #[test]
+    fn building_tls_names_the_key_and_file_that_is_wrong() {
+        let dir = tempfile::tempdir().unwrap();
+        let missing = dir.path().join("missing.pem");
+        let garbage = dir.path().join("garbage.pem");
+        std::fs::write(&garbage, "not a certificate").unwrap();
+        let config = |cert: &Path, key: &Path, ca: Option<&Path>| DimseConfig {
+            tls: Some(DimseTlsFiles {
+                cert_file: cert.into(),
+                key_file: key.into(),
+                client_ca_file: ca.map(Into::into),
+            }),
+            ..check(&RawDimse {
+                peers: vec![peer("PACS", "default", &[])],
+                ..RawDimse::default()
+            })
+            .unwrap()
+        };
+        let (key, reason) = config(&missing, &missing, None).build().unwrap_err();
+        assert_eq!(key, "dimse.tls_cert_file");
+        assert!(reason.contains("missing.pem"), "{reason}");
+        let (key, reason) = config(&garbage, &missing, None).build().unwrap_err();
+        assert_eq!(key, "dimse.tls_cert_file");
+        assert!(
+            !reason.contains("not a certificate"),
+            "never the content: {reason}"
+        );
+    }
+
+    #[test]
     fn every_problem_is_named_by_its_key() {
         let keys = |raw: RawDimse| -> Vec<String> {
             check(&raw).unwrap_err().into_iter().map(|p| p.0).collect()
@@ -333,6 +472,9 @@ mod tests {
                 max_pdu: Some(10),
                 max_associations: Some(0),
                 idle_timeout_secs: Some(0),
+                tls_cert_file: None,
+                tls_key_file: Some("scp.key".into()),
+                tls_client_ca_file: Some("ca.pem".into()),
                 peers: vec![
                     peer("A\\B", "default", &[]),
                     peer("PACS", "nope", &["10.0.0.300"]),
@@ -345,6 +487,7 @@ mod tests {
                 "dimse.max_pdu",
                 "dimse.max_associations",
                 "dimse.idle_timeout_secs",
+                "dimse.tls_cert_file",
                 "dimse.peers[0].ae_title",
                 "dimse.peers[1].route",
                 "dimse.peers[1].addresses[0]",

@@ -2,7 +2,12 @@
 //! with the matching proposal option) over several associations at once into `run()` with a
 //! `[dimse]` section; every instance storescu saw answered Success is de-identified in the
 //! folder destination, audited with the calling AE title, and nothing original is in the
-//! output or the audit. DCMTK or the corpus missing: a loud skip (a failure under CI=true).
+//! output or the audit. Over DICOM TLS (certificates made by rcgen at test time), only clients
+//! that complete the handshake — with a certificate from the configured CA when one is
+//! required — get to associate. DCMTK or the corpus missing: a loud skip (a failure under
+//! CI=true).
+
+mod support;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -299,9 +304,164 @@ fn the_readme_dimse_example_is_valid() {
         .unwrap();
     let dimse = config.dimse.expect("[dimse] is on");
     assert_eq!(dimse.scp.ae_title, "DEID");
+    let tls = dimse.tls.expect("the example turns TLS on");
+    assert_eq!(tls.cert_file, Path::new("/etc/dicom-deid/dimse.pem"));
+    assert!(tls.client_ca_file.is_some());
     assert_eq!(dimse.scp.peers[0].ae_title, "PACS");
     assert_eq!(
         dimse.scp.peers[0].addresses,
         ["10.1.2.3".parse::<std::net::IpAddr>().unwrap()]
     );
+}
+
+/// `echoscu`/`storescu` arguments for TLS: `+tls KEY CERT` (or `+tla`, no client certificate)
+/// and `+cf CA` to verify the gateway.
+fn tls_args<'a>(client: Option<&'a (PathBuf, PathBuf)>, ca: &'a Path) -> Vec<&'a str> {
+    let mut a = match client {
+        Some((cert, key)) => vec!["+tls", key.to_str().unwrap(), cert.to_str().unwrap()],
+        None => vec!["+tla"],
+    };
+    a.extend(["+cf", ca.to_str().unwrap()]);
+    a
+}
+
+/// A `/metrics` counter of a running gateway.
+async fn counter(http: std::net::SocketAddr, name: &str) -> u64 {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(http).await.unwrap();
+    s.write_all(b"GET /metrics HTTP/1.1\r\nHost: gw\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let mut text = String::new();
+    s.read_to_string(&mut text).await.unwrap();
+    text.lines()
+        .find_map(|l| l.strip_prefix(&format!("{name} ")))
+        .unwrap_or_else(|| panic!("{name} in /metrics"))
+        .trim()
+        .parse()
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn over_dicom_tls_only_clients_with_a_certificate_from_the_configured_ca_get_in() {
+    let (Some(storescu), Some(echoscu)) = (dcmtk("storescu"), dcmtk("echoscu")) else {
+        return;
+    };
+    let Some(groups) = corpus_groups(4) else {
+        return;
+    };
+    let pki_dir = tempfile::tempdir().unwrap();
+    let pki = support::Pki::new(pki_dir.path());
+    let client = pki.client_cert("modality");
+    let rogue_dir = tempfile::tempdir().unwrap();
+    let rogue_ca = support::Pki::new(rogue_dir.path());
+    let rogue = rogue_ca.client_cert("rogue");
+    let gw = start(&format!(
+        "tls_cert_file = {:?}\ntls_key_file = {:?}\ntls_client_ca_file = {:?}\n",
+        pki.cert, pki.key, pki.ca
+    ))
+    .await;
+    let port = gw.dimse_port;
+    let echo = |extra: Vec<&str>| scu_args(port, "MODALITY", "DEID", &extra, &[]);
+
+    let good = run_tool(&echoscu, &echo(tls_args(Some(&client), &pki.ca))).await;
+    assert!(
+        good.ok,
+        "a client certificate from the CA gets in:\n{}",
+        good.log
+    );
+    let plain = run_tool(&echoscu, &echo(vec![])).await;
+    assert!(!plain.ok, "a plain DICOM client is refused:\n{}", plain.log);
+    let other_ca = run_tool(&echoscu, &echo(tls_args(Some(&rogue), &pki.ca))).await;
+    assert!(
+        !other_ca.ok,
+        "a certificate from another CA is refused:\n{}",
+        other_ca.log
+    );
+    let no_cert = run_tool(&echoscu, &echo(tls_args(None, &pki.ca))).await;
+    assert!(
+        !no_cert.ok,
+        "no client certificate is refused:\n{}",
+        no_cert.log
+    );
+    for refused in [&plain, &other_ca, &no_cert] {
+        assert!(
+            refused.log.contains("Association Request Failed"),
+            "never associated:\n{}",
+            refused.log
+        );
+    }
+    // TLS does not replace the AE title check.
+    let stranger = run_tool(
+        &echoscu,
+        &scu_args(
+            port,
+            "STRANGER",
+            "DEID",
+            &tls_args(Some(&client), &pki.ca),
+            &[],
+        ),
+    )
+    .await;
+    assert!(
+        stranger.log.contains("Calling AE Title Not Recognized"),
+        "{}",
+        stranger.log
+    );
+
+    // storescu over TLS: every file answered, the successes delivered de-identified.
+    let files = groups["1.2.840.10008.1.2.1"].clone();
+    let mut extra = tls_args(Some(&client), &pki.ca);
+    extra.extend(["-xe", "-nh"]);
+    let sent = run_tool(
+        &storescu,
+        &scu_args(port, "MODALITY", "DEID", &extra, &files),
+    )
+    .await;
+    let responses = store_responses(&sent.log);
+    assert_eq!(responses.len(), files.len(), "{}", sent.log);
+    let stored = responses.iter().filter(|(_, v)| v == "Success").count();
+    assert!(stored >= 1, "{}", sent.log);
+    assert!(!sent.log.contains("Abort"), "{}", sent.log);
+    let audit_path = gw.dir.path().join("data/audit.jsonl");
+    let delivered = || {
+        std::fs::read_to_string(&audit_path)
+            .unwrap_or_default()
+            .matches("\"event\":\"delivered\"")
+            .count()
+    };
+    for _ in 0..300 {
+        if delivered() >= stored {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(delivered(), stored);
+    for f in dcm_files(&gw.dir.path().join("data/out")) {
+        let bytes = std::fs::read(f).unwrap();
+        assert_eq!(text_of(&bytes, 0x0012_0062).as_deref(), Some("YES"));
+    }
+
+    assert_eq!(
+        counter(gw.http, "dicom_deid_dimse_associations_accepted_total").await,
+        2
+    );
+    assert_eq!(
+        counter(gw.http, "dicom_deid_dimse_associations_rejected_total").await,
+        4
+    );
+    gw.stop().await;
+
+    // Without tls_client_ca_file, a client without a certificate gets in; plain still not.
+    let gw = start(&format!(
+        "tls_cert_file = {:?}\ntls_key_file = {:?}\n",
+        pki.cert, pki.key
+    ))
+    .await;
+    let echo = |extra: Vec<&str>| scu_args(gw.dimse_port, "MODALITY", "DEID", &extra, &[]);
+    let anonymous = run_tool(&echoscu, &echo(tls_args(None, &pki.ca))).await;
+    assert!(anonymous.ok, "{}", anonymous.log);
+    let plain = run_tool(&echoscu, &echo(vec![])).await;
+    assert!(!plain.ok, "{}", plain.log);
+    gw.stop().await;
 }

@@ -2,8 +2,10 @@
 //! test does it the same way. Not published; used as a dev-dependency only.
 //!
 //! - [`Orthanc`]: finds `/usr/sbin/Orthanc` and the DICOMweb plugin, writes a configuration
-//!   with free loopback ports and a temporary storage folder, starts it, waits until
-//!   `GET /system` answers, offers small REST helpers, and kills it (by its PID) on drop.
+//!   with free loopback ports (HTTP and DICOM), a temporary storage folder, and optionally its
+//!   AE title, DICOMweb servers and DICOM modalities (`DicomModalities`, for
+//!   `/modalities/{name}/store`) to send to; starts it, waits until `GET /system` answers,
+//!   offers small REST helpers, and kills it (by its PID) on drop.
 //! - [`Python`]: the interpreter with pydicom named by `DICOM_DEID_PYTHON` (`scripts/test`
 //!   makes the venv and sets it).
 //! - [`http`]: a tiny blocking HTTP/1.1 client over `std::net::TcpStream` for loopback peers

@@ -19,13 +19,37 @@ const START_TIMEOUT: Duration = Duration::from_secs(60);
 #[derive(Debug, Clone, Default)]
 pub struct OrthancBuilder {
     http_port: Option<u16>,
+    dicom_port: Option<u16>,
+    dicom_aet: Option<String>,
     servers: serde_json::Map<String, serde_json::Value>,
+    modalities: serde_json::Map<String, serde_json::Value>,
 }
 
 impl OrthancBuilder {
     /// Listen on this HTTP port (default: a free one).
     pub fn http_port(mut self, port: u16) -> Self {
         self.http_port = Some(port);
+        self
+    }
+
+    /// Listen for DICOM on this port (default: a free one).
+    pub fn dicom_port(mut self, port: u16) -> Self {
+        self.dicom_port = Some(port);
+        self
+    }
+
+    /// Orthanc's own AE title (`DicomAet`, default `DEIDTEST`): the calling AE title of what
+    /// it sends.
+    pub fn dicom_aet(mut self, aet: &str) -> Self {
+        self.dicom_aet = Some(aet.to_string());
+        self
+    }
+
+    /// Declare a DICOM modality Orthanc can send to (`DicomModalities.{name}` = `[aet, host,
+    /// port]`), for `POST /modalities/{name}/store`.
+    pub fn dicom_modality(mut self, name: &str, aet: &str, host: &str, port: u16) -> Self {
+        self.modalities
+            .insert(name.to_string(), serde_json::json!([aet, host, port]));
         self
     }
 
@@ -45,14 +69,17 @@ impl OrthancBuilder {
         }
         let dir = tempfile::tempdir().expect("a temporary folder");
         let http_port = self.http_port.unwrap_or_else(crate::free_port);
+        let dicom_port = self.dicom_port.unwrap_or_else(crate::free_port);
+        let dicom_aet = self.dicom_aet.unwrap_or_else(|| "DEIDTEST".to_string());
         let storage = dir.path().join("storage");
         let config = serde_json::json!({
             "Name": "dicom-deid-test",
             "StorageDirectory": storage,
             "IndexDirectory": storage,
             "HttpPort": http_port,
-            "DicomPort": crate::free_port(),
-            "DicomAet": "DEIDTEST",
+            "DicomPort": dicom_port,
+            "DicomAet": dicom_aet,
+            "DicomModalities": self.modalities,
             "RemoteAccessAllowed": false,
             "AuthenticationEnabled": false,
             "Plugins": [PLUGIN],
@@ -77,6 +104,8 @@ impl OrthancBuilder {
             child,
             url: format!("http://127.0.0.1:{http_port}"),
             http_port,
+            dicom_port,
+            dicom_aet,
             log_path,
             dir,
         };
@@ -107,6 +136,8 @@ pub struct Orthanc {
     child: Child,
     url: String,
     http_port: u16,
+    dicom_port: u16,
+    dicom_aet: String,
     log_path: PathBuf,
     dir: tempfile::TempDir,
 }
@@ -119,7 +150,7 @@ impl Drop for Orthanc {
 }
 
 impl Orthanc {
-    /// A builder (ports, DICOMweb servers).
+    /// A builder (ports, AE title, DICOMweb servers, DICOM modalities).
     pub fn builder() -> OrthancBuilder {
         OrthancBuilder::default()
     }
@@ -155,6 +186,16 @@ impl Orthanc {
     /// The HTTP port.
     pub fn http_port(&self) -> u16 {
         self.http_port
+    }
+
+    /// The DICOM port.
+    pub fn dicom_port(&self) -> u16 {
+        self.dicom_port
+    }
+
+    /// Its AE title (`DicomAet`).
+    pub fn dicom_aet(&self) -> &str {
+        &self.dicom_aet
     }
 
     /// Its temporary folder (configuration, log, storage).

@@ -18,6 +18,8 @@ pub struct Pki {
     pub cert: PathBuf,
     /// The server key (mode 0600).
     pub key: PathBuf,
+    dir: PathBuf,
+    issuer: Issuer<'static, KeyPair>,
 }
 
 impl Pki {
@@ -47,16 +49,30 @@ impl Pki {
             ca: dir.join("ca.pem"),
             cert: dir.join("server.pem"),
             key: dir.join("server.key"),
+            dir: dir.to_path_buf(),
+            issuer,
         };
         std::fs::write(&pki.ca, ca_cert.pem()).unwrap();
         std::fs::write(&pki.cert, cert.pem()).unwrap();
-        std::fs::write(&pki.key, key.serialize_pem()).unwrap();
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::PermissionsExt;
-            std::fs::set_permissions(&pki.key, std::fs::Permissions::from_mode(0o600)).unwrap();
-        }
+        write_key(&pki.key, &key);
         pki
+    }
+
+    /// A client certificate issued by this CA for `name`: (certificate, key) PEM files in the
+    /// PKI's folder.
+    pub fn client_cert(&self, name: &str) -> (PathBuf, PathBuf) {
+        let key = KeyPair::generate().unwrap();
+        let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+        params.distinguished_name.push(DnType::CommonName, name);
+        params.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ClientAuth];
+        let cert = params.signed_by(&key, &self.issuer).unwrap();
+        let (cert_path, key_path) = (
+            self.dir.join(format!("{name}.pem")),
+            self.dir.join(format!("{name}.key")),
+        );
+        std::fs::write(&cert_path, cert.pem()).unwrap();
+        write_key(&key_path, &key);
+        (cert_path, key_path)
     }
 
     /// An HTTPS client that trusts this CA (and no built-in root matters for 127.0.0.1).
@@ -68,6 +84,16 @@ impl Pki {
             .timeout(Duration::from_secs(30))
             .build()
             .unwrap()
+    }
+}
+
+/// Writes a private key as PEM with mode 0600.
+fn write_key(path: &Path, key: &KeyPair) {
+    std::fs::write(path, key.serialize_pem()).unwrap();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).unwrap();
     }
 }
 
