@@ -262,7 +262,16 @@ async fn stow(plan: Plan, files: Vec<(PathBuf, u64)>) -> Result<bool, String> {
     if let (Some(url), Some(before)) = (&plan.metrics, delivered_before) {
         let deadline = Instant::now() + Duration::from_secs(1800);
         loop {
-            let now = delivered(&client, url).await?;
+            // A failed poll (the gateway busy closing connections) is tried again.
+            let now = match delivered(&client, url).await {
+                Ok(n) => n,
+                Err(e) if Instant::now() < deadline => {
+                    eprintln!("loadgen: {e}; polling again");
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                    continue;
+                }
+                Err(e) => return Err(e),
+            };
             if now >= before + stored {
                 break;
             }
