@@ -259,6 +259,9 @@ pub(crate) async fn stow(
                         Some(n) => (n as u64).min(max),
                         None => declared.map_or(max, |d| d.saturating_sub(read).min(max)),
                     };
+                    // Never wait for a share while holding one (a part that failed after its
+                    // head left its share here).
+                    drop(permit.take());
                     permit = reserve(inner, &route, bound).await;
                     parts.reserve_body(usize::try_from(bound).unwrap_or(usize::MAX) + 256);
                     continue;
@@ -305,6 +308,7 @@ pub(crate) async fn stow(
                     }
                 }
                 Err(e) if e.is_recoverable() => {
+                    drop(permit.take());
                     let reason = match e {
                         PartError::PartTooLarge { .. } => failure::OUT_OF_RESOURCES,
                         _ => failure::CANNOT_UNDERSTAND,

@@ -867,3 +867,34 @@ async fn a_parts_own_length_bounds_its_share_and_a_longer_body_fails_alone() {
     );
     assert_eq!(state.in_flight_bytes().0, 0);
 }
+
+#[tokio::test]
+async fn a_part_that_fails_while_read_gives_its_share_back_before_the_next_is_taken() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut raw = raw_config(dir.path());
+    raw.limits.max_instance_bytes = Some(4096);
+    raw.limits.max_in_flight_bytes = Some(8192);
+    let gw = gateway(&raw);
+    let state = gw.state.clone();
+    // Chunked, no part lengths: each part's share is the whole budget. The first part runs
+    // past the instance limit while it is read; the second must still get its share.
+    let body = body_without_part_lengths(&[vec![7u8; 10_000], instance(2)]);
+    let (tx, rx) = tokio::sync::mpsc::channel(4);
+    tx.send(body).await.unwrap();
+    drop(tx);
+    let res = tokio::time::timeout(
+        std::time::Duration::from_secs(30),
+        app(state.clone()).oneshot(streamed_request(rx, None)),
+    )
+    .await
+    .expect("the request never ended: a share was held while waiting for another")
+    .unwrap();
+    assert_eq!(res.status(), StatusCode::ACCEPTED);
+    let json = body_json(res).await;
+    assert_eq!(items(&json, "00081199").len(), 1);
+    assert_eq!(
+        failure_reasons(&json),
+        vec![u64::from(failure::OUT_OF_RESOURCES)]
+    );
+    assert_eq!(state.in_flight_bytes().0, 0);
+}
