@@ -743,6 +743,31 @@ fn body_without_part_lengths(instances: &[Vec<u8>]) -> Vec<u8> {
     body
 }
 
+/// A gateway with data in `dir` and the given instance and in-flight limits.
+fn limited(dir: &std::path::Path, instance: u64, in_flight: u64) -> dicom_deid_server::AppState {
+    let mut raw = raw_config(dir);
+    raw.limits.max_instance_bytes = Some(instance);
+    raw.limits.max_in_flight_bytes = Some(in_flight);
+    gateway(&raw).state
+}
+
+/// The answer of a request run in its own task.
+type Answering =
+    tokio::task::JoinHandle<Result<axum::http::Response<Body>, std::convert::Infallible>>;
+
+/// Starts a STOW request whose body stops after `body[..cut]`; the sender sends the rest.
+fn stalled_upload(
+    state: &dicom_deid_server::AppState,
+    body: &[u8],
+    cut: usize,
+    declared: Option<usize>,
+) -> (tokio::sync::mpsc::Sender<Vec<u8>>, Answering) {
+    let (tx, rx) = tokio::sync::mpsc::channel(4);
+    tx.try_send(body[..cut].to_vec()).unwrap();
+    let request = app(state.clone()).oneshot(streamed_request(rx, declared));
+    (tx, tokio::spawn(request))
+}
+
 /// Polls `f` until it holds (the test's own deadline ends a hang).
 async fn until(mut f: impl FnMut() -> bool) {
     for _ in 0..2000 {
@@ -757,20 +782,14 @@ async fn until(mut f: impl FnMut() -> bool) {
 #[tokio::test]
 async fn a_parts_share_of_the_in_flight_bytes_is_taken_before_it_is_read() {
     let dir = tempfile::tempdir().unwrap();
-    let mut raw = raw_config(dir.path());
-    raw.limits.max_instance_bytes = Some(64 << 10);
-    raw.limits.max_in_flight_bytes = Some(128 << 10);
-    let gw = gateway(&raw);
-    let state = gw.state.clone();
+    let state = limited(dir.path(), 64 << 10, 128 << 10);
     assert_eq!(state.in_flight_bytes(), (0, 128 << 10));
 
     // A chunked request (no Content-Length, nor on its part) stops in the middle of its
     // part: before reading it, the gateway took the share of the largest instance (input
     // and output), which here is the whole budget.
     let body = body_without_part_lengths(&[instance(1)]);
-    let (tx, rx) = tokio::sync::mpsc::channel(4);
-    tx.send(body[..body.len() / 2].to_vec()).await.unwrap();
-    let first = tokio::spawn(app(state.clone()).oneshot(streamed_request(rx, None)));
+    let (tx, first) = stalled_upload(&state, &body, body.len() / 2, None);
     until(|| state.in_flight_bytes().0 == 128 << 10).await;
 
     // Meanwhile a second request is not read at all: the budget is taken.
@@ -798,15 +817,9 @@ async fn a_parts_share_of_the_in_flight_bytes_is_taken_before_it_is_read() {
 #[tokio::test]
 async fn a_declared_length_bounds_the_share_taken_before_reading() {
     let dir = tempfile::tempdir().unwrap();
-    let mut raw = raw_config(dir.path());
-    raw.limits.max_instance_bytes = Some(1 << 20);
-    raw.limits.max_in_flight_bytes = Some(4 << 20);
-    let gw = gateway(&raw);
-    let state = gw.state.clone();
+    let state = limited(dir.path(), 1 << 20, 4 << 20);
     let body = body_without_part_lengths(&[instance(1)]);
-    let (tx, rx) = tokio::sync::mpsc::channel(4);
-    tx.send(body[..body.len() / 2].to_vec()).await.unwrap();
-    let first = tokio::spawn(app(state.clone()).oneshot(streamed_request(rx, Some(body.len()))));
+    let (tx, first) = stalled_upload(&state, &body, body.len() / 2, Some(body.len()));
     // The part cannot be longer than the body: twice the declared length, not twice the
     // largest instance, is taken while it is read.
     let share = (2 * body.len() as u64).div_ceil(1024) * 1024;
@@ -820,20 +833,14 @@ async fn a_declared_length_bounds_the_share_taken_before_reading() {
 #[tokio::test]
 async fn a_parts_own_length_bounds_its_share_and_a_longer_body_fails_alone() {
     let dir = tempfile::tempdir().unwrap();
-    let mut raw = raw_config(dir.path());
-    raw.limits.max_instance_bytes = Some(1 << 20);
-    raw.limits.max_in_flight_bytes = Some(4 << 20);
-    let gw = gateway(&raw);
-    let state = gw.state.clone();
+    let state = limited(dir.path(), 1 << 20, 4 << 20);
     // Chunked, but the part says its length (as Orthanc's STOW client does): twice that is
     // taken while the part is read.
     let one = instance(1);
     let body =
         dicom_deid_dicomweb::encode_parts("xX-test-boundary-Xx", &[("application/dicom", &one)]);
-    let (tx, rx) = tokio::sync::mpsc::channel(4);
     let cut = body.len() - one.len() / 2;
-    tx.send(body[..cut].to_vec()).await.unwrap();
-    let first = tokio::spawn(app(state.clone()).oneshot(streamed_request(rx, None)));
+    let (tx, first) = stalled_upload(&state, &body, cut, None);
     let share = (2 * one.len() as u64).div_ceil(1024) * 1024;
     until(|| state.in_flight_bytes().0 == share).await;
     tx.send(body[cut..].to_vec()).await.unwrap();
@@ -851,34 +858,23 @@ async fn a_parts_own_length_bounds_its_share_and_a_longer_body_fails_alone() {
     lying.extend_from_slice(&one);
     lying.extend_from_slice(b"\r\n");
     lying.extend_from_slice(&body_without_part_lengths(&[two]));
-    let (tx, rx) = tokio::sync::mpsc::channel(4);
-    tx.send(lying).await.unwrap();
-    drop(tx);
-    let res = app(state.clone())
-        .oneshot(streamed_request(rx, None))
-        .await
-        .unwrap();
-    assert_eq!(res.status(), StatusCode::ACCEPTED);
-    let json = body_json(res).await;
-    assert_eq!(items(&json, "00081199").len(), 1);
-    assert_eq!(
-        failure_reasons(&json),
-        vec![u64::from(failure::CANNOT_UNDERSTAND)]
-    );
-    assert_eq!(state.in_flight_bytes().0, 0);
+    one_stored_one_failed(&state, lying, failure::CANNOT_UNDERSTAND).await;
 }
 
 #[tokio::test]
 async fn a_part_that_fails_while_read_gives_its_share_back_before_the_next_is_taken() {
     let dir = tempfile::tempdir().unwrap();
-    let mut raw = raw_config(dir.path());
-    raw.limits.max_instance_bytes = Some(4096);
-    raw.limits.max_in_flight_bytes = Some(8192);
-    let gw = gateway(&raw);
-    let state = gw.state.clone();
+    let state = limited(dir.path(), 4096, 8192);
     // Chunked, no part lengths: each part's share is the whole budget. The first part runs
     // past the instance limit while it is read; the second must still get its share.
     let body = body_without_part_lengths(&[vec![7u8; 10_000], instance(2)]);
+    one_stored_one_failed(&state, body, failure::OUT_OF_RESOURCES).await;
+}
+
+/// Sends `body` chunked and checks the answer: one part stored, one failed for `reason`, no
+/// share of the in-flight bytes left taken. A request that never ends (a share held while
+/// waiting for another) fails the test instead of hanging it.
+async fn one_stored_one_failed(state: &dicom_deid_server::AppState, body: Vec<u8>, reason: u16) {
     let (tx, rx) = tokio::sync::mpsc::channel(4);
     tx.send(body).await.unwrap();
     drop(tx);
@@ -892,9 +888,6 @@ async fn a_part_that_fails_while_read_gives_its_share_back_before_the_next_is_ta
     assert_eq!(res.status(), StatusCode::ACCEPTED);
     let json = body_json(res).await;
     assert_eq!(items(&json, "00081199").len(), 1);
-    assert_eq!(
-        failure_reasons(&json),
-        vec![u64::from(failure::OUT_OF_RESOURCES)]
-    );
+    assert_eq!(failure_reasons(&json), vec![u64::from(reason)]);
     assert_eq!(state.in_flight_bytes().0, 0);
 }
