@@ -4,10 +4,12 @@
 //! original value. DCMTK missing: a loud skip (a failure under CI=true).
 
 use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use dicom_deid_dimse::testing::dcmtk;
+use dicom_deid_testpeers::free_port;
 use dicom_deid_wire::testing::{dataset, text};
 use dicom_deid_wire::{write_file, Element, FileMetaOut, Syntax, Vr};
 
@@ -17,21 +19,6 @@ use common::dcm_files;
 const PHI: [&str; 2] = ["Doe^Jane", "PID-0001"];
 const STUDY: &str = "1.2.826.0.1.3680043.8.498.4242";
 const COUNT: usize = 300;
-
-fn dcmtk(tool: &str) -> Option<PathBuf> {
-    for dir in std::env::var("PATH").unwrap_or_default().split(':') {
-        let p = Path::new(dir).join(tool);
-        if p.is_file() {
-            return Some(p);
-        }
-    }
-    assert!(
-        std::env::var("CI").map_or(true, |v| v != "true"),
-        "CI=true but DCMTK's {tool} is not installed (apt-get install dcmtk)"
-    );
-    eprintln!("\n!!! SKIPPED: DCMTK's {tool} is not installed (apt-get install dcmtk) !!!\n");
-    None
-}
 
 /// Instance `i`: Doe^Jane, PID-0001, one study, InstanceNumber `i` (kept by the profile, so the
 /// output says which input it came from).
@@ -59,14 +46,6 @@ fn instance(i: usize) -> Vec<u8> {
     let mut out = Vec::new();
     write_file(&mut out, &meta, &ds, Syntax::EXPLICIT_LE).unwrap();
     out
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// Starts `serve` and waits until the SCP accepts connections.

@@ -7,99 +7,28 @@
 //! required — get to associate. DCMTK or the corpus missing: a loud skip (a failure under
 //! CI=true).
 
+mod common;
 mod support;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use common::{text_of, InProcess};
 use dicom_deid_dimse::testing::{
     corpus_groups, dcmtk, describe, proposal, run_tool, scu_args, store_responses,
 };
 use dicom_deid_server::config::RawConfig;
+use dicom_deid_testpeers::free_port;
+use dicom_deid_wire::testing::dcm_files;
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn dcm_files(dir: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
-        let p = e.path();
-        if p.is_dir() {
-            out.extend(dcm_files(&p));
-        } else if p.extension().is_some_and(|x| x == "dcm") {
-            out.push(p);
-        }
-    }
-    out
-}
-
-/// The trimmed text of a top-level element of a Part 10 file (not inflated).
-fn text_of(bytes: &[u8], tag: u32) -> Option<String> {
-    let limits = dicom_deid_wire::Limits::default();
-    let raw = dicom_deid_wire::read_file(bytes, &limits).ok()?;
-    if raw.syntax.deflated {
-        return None;
-    }
-    let ds = dicom_deid_wire::parse_dataset(raw.body, raw.syntax, &limits).ok()?;
-    ds.str(tag).map(str::to_string)
-}
-
-struct Running {
-    dir: tempfile::TempDir,
-    dimse_port: u16,
-    http: std::net::SocketAddr,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    task: tokio::task::JoinHandle<std::io::Result<()>>,
-}
-
-async fn start(extra: &str) -> Running {
-    let dir = tempfile::tempdir().unwrap();
+async fn start(extra: &str) -> InProcess {
     let dimse_port = free_port();
-    let path = dir.path().join("gateway.toml");
     let text = format!(
         "listen = \"127.0.0.1:0\"\ndata_dir = \"data\"\n\n[dimse]\nlisten = \"127.0.0.1:{dimse_port}\"\n\
          max_associations = 16\n{extra}\n[[dimse.peers]]\nae_title = \"MODALITY\"\nroute = \"default\"\n"
     );
-    std::fs::write(&path, &text).unwrap();
-    let raw = RawConfig::from_toml(&text, &path.display().to_string()).unwrap();
-    let gateway = raw.validate(Some(&path)).unwrap().build().unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let http = listener.local_addr().unwrap();
-    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    let task = tokio::spawn(dicom_deid_server::run(listener, gateway, async move {
-        let _ = rx.await;
-    }));
-    // Wait for the SCP to listen.
-    for _ in 0..100 {
-        if tokio::net::TcpStream::connect(("127.0.0.1", dimse_port))
-            .await
-            .is_ok()
-        {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    Running {
-        dir,
-        dimse_port,
-        http,
-        stop: Some(tx),
-        task,
-    }
-}
-
-impl Running {
-    async fn stop(mut self) -> tempfile::TempDir {
-        let _ = self.stop.take().unwrap().send(());
-        self.task.await.unwrap().unwrap();
-        self.dir
-    }
+    InProcess::start(tempfile::tempdir().unwrap(), &text, dimse_port).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

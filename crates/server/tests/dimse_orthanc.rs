@@ -15,11 +15,10 @@ mod common;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::{instance, FORBIDDEN, STUDY};
+use common::{instance, text_of, InProcess, FORBIDDEN, STUDY};
 use dicom_deid_dimse::testing::{
     corpus_groups, dcmtk, describe, proposal, run_tool, scu_args, store_responses,
 };
-use dicom_deid_server::config::RawConfig;
 use dicom_deid_testpeers::{free_port, Orthanc};
 
 /// How many instances the study has.
@@ -27,31 +26,17 @@ const COUNT: usize = 5;
 /// The source Orthanc's AE title (the calling AE title the gateway lets in).
 const SOURCE_AET: &str = "ORTHANC_SRC";
 
-/// The trimmed text of a top-level element of a Part 10 file.
-fn text_of(bytes: &[u8], tag: u32) -> Option<String> {
-    let limits = dicom_deid_wire::Limits::default();
-    let raw = dicom_deid_wire::read_file(bytes, &limits).ok()?;
-    let ds = dicom_deid_wire::parse_dataset(raw.body, raw.syntax, &limits).ok()?;
-    ds.str(tag).map(str::to_string)
-}
-
 /// Runs blocking Orthanc calls off the runtime's workers (the gateway needs them meanwhile).
 async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
     tokio::task::spawn_blocking(f).await.unwrap()
 }
 
 /// A gateway (`run()` in this process) with `[dimse]` letting in `peer` on `dimse_port` and
-/// one STOW destination, `destination`; returns its folder and the means to stop it.
-struct Gateway {
-    dir: tempfile::TempDir,
-    stop: tokio::sync::oneshot::Sender<()>,
-    task: tokio::task::JoinHandle<std::io::Result<()>>,
-}
+/// one STOW destination, `destination`.
+struct Gateway(InProcess);
 
 impl Gateway {
     async fn start(destination: &Orthanc, dimse_port: u16, peer: &str) -> Gateway {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("gateway.toml");
         let text = format!(
             "listen = \"127.0.0.1:0\"\ndata_dir = \"data\"\n\n\
              [[routes]]\nname = \"default\"\npath = \"\"\nprofile = \"basic\"\ndestinations = [\"orthanc\"]\n\n\
@@ -60,28 +45,11 @@ impl Gateway {
              [[dimse.peers]]\nae_title = \"{peer}\"\nroute = \"default\"\naddresses = [\"127.0.0.1\"]\n",
             destination.dicomweb_url()
         );
-        std::fs::write(&path, &text).unwrap();
-        let raw = RawConfig::from_toml(&text, &path.display().to_string()).unwrap();
-        let gateway = raw.validate(Some(&path)).unwrap().build().unwrap();
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let task = tokio::spawn(dicom_deid_server::run(listener, gateway, async move {
-            let _ = stopped.await;
-        }));
-        for _ in 0..100 {
-            if tokio::net::TcpStream::connect(("127.0.0.1", dimse_port))
-                .await
-                .is_ok()
-            {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        Gateway { dir, stop, task }
+        Gateway(InProcess::start(tempfile::tempdir().unwrap(), &text, dimse_port).await)
     }
 
     fn audit(&self) -> Vec<serde_json::Value> {
-        std::fs::read_to_string(self.dir.path().join("data/audit.jsonl"))
+        std::fs::read_to_string(self.0.dir.path().join("data/audit.jsonl"))
             .unwrap_or_default()
             .lines()
             .map(|l| serde_json::from_str(l).unwrap())
@@ -89,9 +57,7 @@ impl Gateway {
     }
 
     async fn stop(self) -> tempfile::TempDir {
-        self.stop.send(()).unwrap();
-        self.task.await.unwrap().unwrap();
-        self.dir
+        self.0.stop().await
     }
 }
 

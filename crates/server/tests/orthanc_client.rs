@@ -6,11 +6,11 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use common::*;
 use dicom_deid_testpeers::Orthanc;
+use dicom_deid_wire::testing::dcm_files;
 
 /// Orthanc with the gateway at `gateway` declared as two DICOMweb servers: `gw-chunked`
 /// (Orthanc's default, chunked transfers) and `gw-plain` (Content-Length).
@@ -25,19 +25,6 @@ fn start_orthanc(gateway: &str) -> Option<Orthanc> {
             serde_json::json!({"Url": format!("{gateway}/"), "ChunkedTransfers": false}),
         )
         .start()
-}
-
-fn dcm_files(dir: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
-        let p = e.path();
-        if p.is_dir() {
-            out.extend(dcm_files(&p));
-        } else if p.extension().is_some_and(|x| x == "dcm") {
-            out.push(p);
-        }
-    }
-    out
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -65,3 +65,18 @@ pub fn shared_corpus() -> Option<std::path::PathBuf> {
     );
     None
 }
+
+/// Every `.dcm` file under `dir`, recursively, in directory order (none when `dir` does not
+/// exist).
+pub fn dcm_files(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            out.extend(dcm_files(&p));
+        } else if p.extension().is_some_and(|x| x == "dcm") {
+            out.push(p);
+        }
+    }
+    out
+}

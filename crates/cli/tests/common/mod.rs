@@ -2,7 +2,6 @@
 #![allow(dead_code)]
 
 use std::io::{BufRead, BufReader, Read};
-use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 /// Runs `cmd` to the end: exit code, stdout, stderr. Fails the test if it panicked or was killed.
@@ -20,19 +19,8 @@ pub fn run(cmd: &mut Command) -> (i32, String, String) {
     (status.code().expect("exited, not killed"), stdout, stderr)
 }
 
-/// Every `.dcm` file under `dir` (none when it does not exist).
-pub fn dcm_files(dir: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
-        let p = e.path();
-        if p.is_dir() {
-            out.extend(dcm_files(&p));
-        } else if p.extension().is_some_and(|x| x == "dcm") {
-            out.push(p);
-        }
-    }
-    out
-}
+#[allow(unused_imports)] // not every test file lists files
+pub use dicom_deid_wire::testing::dcm_files;
 
 /// Reads `serve`'s stdout up to its `listening on http://ADDR` line; returns ADDR. Every line
 /// read is appended to `printed`. Keep using `stdout` for the rest: it may have buffered the

@@ -88,3 +88,67 @@ pub fn failure_reasons(json: &serde_json::Value) -> Vec<u64> {
         .map(|i| i["00081197"]["Value"][0].as_u64().unwrap())
         .collect()
 }
+
+/// A gateway run in this process (`dicom_deid_server::run`) from a config with a `[dimse]`
+/// section listening on `dimse_port`; its config file and data live in `dir`.
+pub struct InProcess {
+    /// The config file's folder (`data_dir = "data"` puts the data under it).
+    pub dir: tempfile::TempDir,
+    /// The HTTP listener.
+    pub http: std::net::SocketAddr,
+    /// The C-STORE SCP's port.
+    pub dimse_port: u16,
+    stop: tokio::sync::oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+impl InProcess {
+    /// Writes `text` to `dir/gateway.toml`, starts the gateway from it and returns once its
+    /// C-STORE SCP on `dimse_port` accepts connections (or after 5 s of trying).
+    pub async fn start(dir: tempfile::TempDir, text: &str, dimse_port: u16) -> InProcess {
+        let path = dir.path().join("gateway.toml");
+        std::fs::write(&path, text).unwrap();
+        let raw = RawConfig::from_toml(text, &path.display().to_string()).unwrap();
+        let gateway = raw.validate(Some(&path)).unwrap().build().unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let http = listener.local_addr().unwrap();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(dicom_deid_server::run(listener, gateway, async move {
+            let _ = stopped.await;
+        }));
+        for _ in 0..100 {
+            if tokio::net::TcpStream::connect(("127.0.0.1", dimse_port))
+                .await
+                .is_ok()
+            {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        InProcess {
+            dir,
+            http,
+            dimse_port,
+            stop,
+            task,
+        }
+    }
+
+    /// Stops it (graceful shutdown) and hands back its folder.
+    pub async fn stop(self) -> tempfile::TempDir {
+        let _ = self.stop.send(());
+        self.task.await.unwrap().unwrap();
+        self.dir
+    }
+}
+
+/// The trimmed text of a top-level element of a Part 10 file (`None` when deflated).
+pub fn text_of(bytes: &[u8], tag: u32) -> Option<String> {
+    let limits = dicom_deid_wire::Limits::default();
+    let raw = dicom_deid_wire::read_file(bytes, &limits).ok()?;
+    if raw.syntax.deflated {
+        return None;
+    }
+    let ds = dicom_deid_wire::parse_dataset(raw.body, raw.syntax, &limits).ok()?;
+    ds.str(tag).map(str::to_string)
+}
