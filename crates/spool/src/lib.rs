@@ -68,6 +68,10 @@
 //! delivered although the sender was told to retry. Delivery is at-least-once either way.
 //!
 //! The global lock guards only the in-memory index: concurrent puts write and fsync in parallel.
+//! Their directory fsyncs are group-committed: a put (or ack) whose rename (or deletion) happened
+//! before a directory fsync *started* is covered by it, so puts arriving while one runs share the
+//! next one instead of queueing one each; every put still returns only after an fsync that began
+//! after its own rename.
 //! [`SpoolConfig::max_bytes`] bounds the bytes of queued entry files (plus puts in progress);
 //! beyond it `put` answers [`SpoolError::Full`] at once. Dead-lettered entries do not count.
 //!
@@ -282,6 +286,8 @@ struct Inner {
     dead_dir: PathBuf,
     config: SpoolConfig,
     state: Mutex<State>,
+    /// One group-commit syncer per `queue/<destination>` directory (see [`DirSync`]).
+    queue_syncs: Mutex<HashMap<Arc<str>, Arc<DirSync>>>,
     /// Holds an exclusive `flock` on `root/lock` for the life of the spool (released by the
     /// kernel when the process dies, however it dies).
     _lock: File,
@@ -355,6 +361,20 @@ impl Inner {
         self.queue_dir.join(destination).join(id.file_name())
     }
 
+    /// The group-commit syncer of `queue/<destination>/`.
+    fn queue_sync(&self, destination: &str) -> Arc<DirSync> {
+        let mut syncs = self
+            .queue_syncs
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if let Some(sync) = syncs.get(destination) {
+            return sync.clone();
+        }
+        let sync = Arc::new(DirSync::new(self.queue_dir.join(destination)));
+        syncs.insert(destination.into(), sync.clone());
+        sync
+    }
+
     /// Creates `dir/name` if needed and makes its directory entry durable.
     fn ensure_dir(&self, parent: &Path, name: &str) -> Result<(), SpoolError> {
         let dir = parent.join(name);
@@ -403,6 +423,7 @@ impl Spool {
             dead_dir: root.join("dead"),
             config,
             state: Mutex::new(State::default()),
+            queue_syncs: Mutex::new(HashMap::new()),
             _lock: lock_root(root)?,
         };
         for dir in [&inner.queue_dir, &inner.tmp_dir, &inner.dead_dir] {
@@ -568,15 +589,15 @@ impl Spool {
             let _ = fs::remove_file(&tmp);
             return Err(e);
         }
-        let dest_dir = inner.queue_dir.join(destination);
-        let path = dest_dir.join(id.file_name());
+        let path = inner.entry_path(destination, id);
         if let Err(e) = fs::rename(&tmp, &path) {
             let _ = fs::remove_file(&tmp);
             return Err(e).context(IoSnafu { path });
         }
         // If this fails the entry may or may not survive a power loss; the caller must not
         // acknowledge, but the entry stays queued (at-least-once) so it is indexed below.
-        let synced = sync_dir(&dest_dir);
+        let queue_sync = inner.queue_sync(destination);
+        let synced = queue_sync.sync_after(queue_sync.changed());
 
         let mut state = inner.lock();
         std::mem::forget(reservation);
@@ -792,7 +813,8 @@ impl Lease {
         }
         // The file is gone from the namespace: forget it whatever the directory fsync says.
         self.forget(false);
-        sync_dir(&self.inner.queue_dir.join(&*self.destination))
+        let queue_sync = self.inner.queue_sync(&self.destination);
+        queue_sync.sync_after(queue_sync.changed())
     }
 
     /// Refused for good: moves the entry to `dead/<destination>/` beside a file holding `reason`
@@ -917,6 +939,57 @@ fn write_durable(path: &Path, parts: &[&[u8]]) -> Result<(), SpoolError> {
         file.write_all(part).context(IoSnafu { path })?;
     }
     file.sync_all().context(IoSnafu { path })
+}
+
+/// Group commit of one directory's entries: concurrent renames into (or deletions from) the
+/// directory share `fsync`s instead of each paying for its own.
+///
+/// A caller changes the directory, takes a ticket with [`DirSync::changed`], then calls
+/// [`DirSync::sync_after`] with it. That returns once an `fsync` of the directory that *started*
+/// after the change returned `Ok`: one fsync covers every change made in the directory before it
+/// began. Callers that arrive while an fsync is running wait for it (on the `durable` lock), then
+/// find their ticket covered or run the next fsync for everyone who arrived meanwhile. The same
+/// scheme as the audit log's `Syncer`.
+struct DirSync {
+    dir: PathBuf,
+    /// Tickets handed out: each one is taken after its change was made.
+    changed: std::sync::atomic::AtomicU64,
+    /// The highest ticket known durable; held for the whole fsync.
+    durable: Mutex<u64>,
+    /// Fsyncs run (for tests and the curious).
+    fsyncs: std::sync::atomic::AtomicU64,
+}
+
+impl DirSync {
+    fn new(dir: PathBuf) -> DirSync {
+        DirSync {
+            dir,
+            changed: std::sync::atomic::AtomicU64::new(0),
+            durable: Mutex::new(0),
+            fsyncs: std::sync::atomic::AtomicU64::new(0),
+        }
+    }
+
+    /// Takes a ticket for a change already made in the directory.
+    fn changed(&self) -> u64 {
+        self.changed.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1
+    }
+
+    /// Returns once the change of `ticket` is durable. An `Err` means "not known durable": the
+    /// next caller runs a new fsync rather than trusting one that failed.
+    fn sync_after(&self, ticket: u64) -> Result<(), SpoolError> {
+        let mut durable = self.durable.lock().unwrap_or_else(PoisonError::into_inner);
+        if *durable >= ticket {
+            return Ok(());
+        }
+        // Every ticket up to `upto` was taken after its change, and before this fsync starts.
+        let upto = self.changed.load(std::sync::atomic::Ordering::SeqCst);
+        self.fsyncs
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        sync_dir(&self.dir)?;
+        *durable = upto;
+        Ok(())
+    }
 }
 
 /// Makes the directory entries of `dir` (creations, renames, deletions) durable.
@@ -1044,6 +1117,69 @@ mod tests {
             Err(ParseEntryIdError)
         );
         assert!(EntryId(1) < EntryId(u64::MAX));
+    }
+
+    fn fsyncs(sync: &DirSync) -> u64 {
+        sync.fsyncs.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    #[test]
+    fn one_directory_fsync_covers_every_change_made_before_it_started() {
+        let dir = tempfile::tempdir().unwrap();
+        let sync = DirSync::new(dir.path().to_owned());
+        let (a, b, c) = (sync.changed(), sync.changed(), sync.changed());
+        sync.sync_after(c).unwrap();
+        assert_eq!(fsyncs(&sync), 1);
+        // Changes made before that fsync began: covered, nothing more to do.
+        sync.sync_after(a).unwrap();
+        sync.sync_after(b).unwrap();
+        assert_eq!(fsyncs(&sync), 1);
+        // A change made after it: needs an fsync of its own.
+        let d = sync.changed();
+        sync.sync_after(d).unwrap();
+        assert_eq!(fsyncs(&sync), 2);
+    }
+
+    #[test]
+    fn concurrent_changes_share_fsyncs_and_each_returns_only_once_covered() {
+        let dir = tempfile::tempdir().unwrap();
+        let sync = Arc::new(DirSync::new(dir.path().to_owned()));
+        let threads = 8;
+        let per_thread = 50;
+        let handles: Vec<_> = (0..threads)
+            .map(|t| {
+                let sync = sync.clone();
+                let dir = dir.path().to_owned();
+                std::thread::spawn(move || {
+                    for i in 0..per_thread {
+                        fs::write(dir.join(format!("{t}-{i}")), b"x").unwrap();
+                        let ticket = sync.changed();
+                        sync.sync_after(ticket).unwrap();
+                        let durable = *sync.durable.lock().unwrap();
+                        assert!(durable >= ticket, "returned before ticket {ticket} was covered");
+                    }
+                })
+            })
+            .collect();
+        for handle in handles {
+            handle.join().unwrap();
+        }
+        let total = threads * per_thread;
+        assert_eq!(*sync.durable.lock().unwrap(), total);
+        assert!(fsyncs(&sync) >= 1 && fsyncs(&sync) <= total);
+        eprintln!("{total} changes, {} directory fsyncs", fsyncs(&sync));
+    }
+
+    #[test]
+    fn a_failed_directory_fsync_is_an_error_and_covers_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let sync = DirSync::new(dir.path().join("gone"));
+        let ticket = sync.changed();
+        assert!(matches!(sync.sync_after(ticket), Err(SpoolError::Io { .. })));
+        assert_eq!(*sync.durable.lock().unwrap(), 0);
+        fs::create_dir(dir.path().join("gone")).unwrap();
+        sync.sync_after(ticket).unwrap();
+        assert_eq!(*sync.durable.lock().unwrap(), ticket);
     }
 
     #[test]
