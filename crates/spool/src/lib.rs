@@ -976,7 +976,9 @@ impl DirSync {
 
     /// Takes a ticket for a change already made in the directory.
     fn changed(&self) -> u64 {
-        self.changed.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1
+        self.changed
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst)
+            + 1
     }
 
     /// Returns once the change of `ticket` is durable. An `Err` means "not known durable": the
@@ -1173,7 +1175,10 @@ mod tests {
                         let ticket = sync.changed();
                         sync.sync_after(ticket).unwrap();
                         let durable = *sync.durable.lock().unwrap();
-                        assert!(durable >= ticket, "returned before ticket {ticket} was covered");
+                        assert!(
+                            durable >= ticket,
+                            "returned before ticket {ticket} was covered"
+                        );
                     }
                 })
             })
@@ -1192,7 +1197,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let sync = DirSync::new(dir.path().join("gone"));
         let ticket = sync.changed();
-        assert!(matches!(sync.sync_after(ticket), Err(SpoolError::Io { .. })));
+        assert!(matches!(
+            sync.sync_after(ticket),
+            Err(SpoolError::Io { .. })
+        ));
         assert_eq!(*sync.durable.lock().unwrap(), 0);
         fs::create_dir(dir.path().join("gone")).unwrap();
         sync.sync_after(ticket).unwrap();
