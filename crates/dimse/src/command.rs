@@ -190,10 +190,11 @@ fn put(out: &mut Vec<u8>, element: u16, value: &[u8]) {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn store_rq() -> Vec<u8> {
+    /// A C-STORE-RQ of a CT Image with a data set (message id 7, instance 1.2.3.4).
+    pub(crate) fn store_rq() -> Vec<u8> {
         let mut body = Vec::new();
         put(&mut body, 0x0002, b"1.2.840.10008.5.1.4.1.1.2\0");
         put(&mut body, 0x0100, &C_STORE_RQ.to_le_bytes());

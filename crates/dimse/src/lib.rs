@@ -12,7 +12,8 @@
 //!   title that is not a configured [`Peer`], or that connects from an address the peer does not
 //!   allow, with "calling AE title not recognized"; one association too many with (transient,
 //!   service provider (presentation), "local limit exceeded").
-//! - **C-STORE**: the data set is collected (bounded by [`ScpConfig::max_instance_bytes`]),
+//! - **C-STORE**: the data set is collected (bounded by [`ScpConfig::max_instance_bytes`], and
+//!   all associations' buffers together by [`ScpConfig::max_receive_bytes`]),
 //!   wrapped in a Part 10 envelope (preamble, `DICM`, file meta from the command and the
 //!   presentation context) and given to [`Store::store`]; the C-STORE-RSP goes out only when the
 //!   store has answered. Success is `0x0000`; a refusal carries the store's status (`0xA700` out
@@ -144,6 +145,12 @@ pub struct ScpConfig {
     pub max_associations: usize,
     /// Largest data set accepted; a larger one is drained and answered `0xA700`.
     pub max_instance_bytes: u64,
+    /// Memory for data sets being received, summed over every association (the capacity of
+    /// their buffers). An instance whose buffer would take it beyond this is drained and
+    /// answered `0xA700` (out of resources; the sender retries later). Never waited for, so
+    /// associations cannot hold each other's memory in a deadlock. A received instance's share
+    /// is held until the store has answered for it.
+    pub max_receive_bytes: u64,
     /// How long a peer may send nothing (while the SCP waits for it) before its association is
     /// aborted; also bounds each write.
     pub idle_timeout: Duration,
@@ -158,14 +165,15 @@ pub struct ScpConfig {
 }
 
 impl ScpConfig {
-    /// Defaults: max PDU 128 KiB, 8 associations, 512 MiB per instance, 60 s idle, no peers,
-    /// no TLS.
+    /// Defaults: max PDU 128 KiB, 8 associations, 512 MiB per instance, 1 GiB being received,
+    /// 60 s idle, no peers, no TLS.
     pub fn new(ae_title: &str) -> ScpConfig {
         ScpConfig {
             ae_title: ae_title.trim().to_string(),
             max_pdu: 128 << 10,
             max_associations: 8,
             max_instance_bytes: 512 << 20,
+            max_receive_bytes: 1 << 30,
             idle_timeout: Duration::from_secs(60),
             peers: Vec::new(),
             implementation_class_uid: dicom_ul::IMPLEMENTATION_CLASS_UID.to_string(),
@@ -254,6 +262,11 @@ pub struct ScpMetrics {
     pub stored: AtomicU64,
     /// C-STORE requests answered with a failure status.
     pub refused: AtomicU64,
+    /// Bytes held by data sets being received or stored (a gauge, at most
+    /// [`ScpConfig::max_receive_bytes`]).
+    pub receiving_bytes: AtomicU64,
+    /// [`ScpConfig::max_receive_bytes`] of the SCP serving (set by [`serve`]; 0 before).
+    pub receiving_max_bytes: AtomicU64,
 }
 
 /// Serves associations on `listener` until `shutdown` resolves; then stops accepting, lets
@@ -266,6 +279,9 @@ pub async fn serve<S: Store>(
     metrics: Arc<ScpMetrics>,
     shutdown: impl Future<Output = ()> + Send,
 ) -> std::io::Result<()> {
+    metrics
+        .receiving_max_bytes
+        .store(config.max_receive_bytes, Relaxed);
     let slots = Arc::new(Semaphore::new(config.max_associations.max(1)));
     // Connections beyond the limit are answered A-ASSOCIATE-RJ by a few short-lived tasks;
     // beyond those, they are closed unanswered.

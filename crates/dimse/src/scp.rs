@@ -121,14 +121,54 @@ fn describe(e: &UlError) -> String {
     }
 }
 
+/// A share of [`ScpConfig::max_receive_bytes`], counted in [`ScpMetrics::receiving_bytes`]
+/// and given back when dropped.
+struct Held {
+    metrics: Arc<ScpMetrics>,
+    bytes: u64,
+}
+
+impl Held {
+    fn new(metrics: &Arc<ScpMetrics>) -> Held {
+        Held {
+            metrics: metrics.clone(),
+            bytes: 0,
+        }
+    }
+
+    /// Takes `more` bytes if that keeps the total within `max`; never waits.
+    fn grow(&mut self, more: u64, max: u64) -> bool {
+        let taken = self
+            .metrics
+            .receiving_bytes
+            .fetch_update(Relaxed, Relaxed, |used| {
+                used.checked_add(more).filter(|&total| total <= max)
+            });
+        if taken.is_ok() {
+            self.bytes += more;
+        }
+        taken.is_ok()
+    }
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        self.metrics.receiving_bytes.fetch_sub(self.bytes, Relaxed);
+    }
+}
+
 /// A DIMSE message being received.
 struct Pending {
     cmd: Command,
     pc: u8,
     /// The Part 10 envelope and the data set so far (C-STORE on an accepted context only).
     data: Option<Vec<u8>>,
+    /// The share of the receive memory that `data`'s buffer holds.
+    held: Option<Held>,
     received: u64,
     too_large: bool,
+    /// The receive memory was full: the rest of the data set is drained.
+    no_room: bool,
 }
 
 /// What the PDV stream has produced.
@@ -144,6 +184,7 @@ struct Inbound {
     command: Vec<u8>,
     command_pc: Option<u8>,
     pending: Option<Pending>,
+    metrics: Arc<ScpMetrics>,
 }
 
 impl Inbound {
@@ -192,12 +233,15 @@ impl Inbound {
                     }
                     _ => None,
                 };
+                let held = data.as_ref().map(|_| Held::new(&self.metrics));
                 let pending = Pending {
                     cmd,
                     pc,
                     data,
+                    held,
                     received: 0,
                     too_large: false,
+                    no_room: false,
                 };
                 if pending.cmd.has_data_set() {
                     self.pending = Some(pending);
@@ -217,8 +261,18 @@ impl Inbound {
                 if pending.received > config.max_instance_bytes {
                     pending.too_large = true;
                     pending.data = None;
-                } else if let Some(data) = pending.data.as_mut() {
-                    data.extend_from_slice(&pdv.data);
+                    pending.held = None;
+                } else if let (Some(data), Some(held)) =
+                    (pending.data.as_mut(), pending.held.as_mut())
+                {
+                    let before = pending.received - pdv.data.len() as u64;
+                    if grow(data, held, pdv.data.len(), before, config) {
+                        data.extend_from_slice(&pdv.data);
+                    } else {
+                        pending.no_room = true;
+                        pending.data = None;
+                        pending.held = None;
+                    }
                 }
                 if pdv.is_last {
                     Ok(Step::Message(self.pending.take().expect("checked above")))
@@ -228,6 +282,29 @@ impl Inbound {
             }
         }
     }
+}
+
+/// Makes room in `data` (the envelope and `before` data set bytes so far) for `more` bytes,
+/// never past the envelope plus the largest instance, and only with a share of the receive
+/// memory. `false` when the receive memory is full.
+fn grow(data: &mut Vec<u8>, held: &mut Held, more: usize, before: u64, config: &ScpConfig) -> bool {
+    let want = data.len() + more;
+    if want <= data.capacity() {
+        return true;
+    }
+    let envelope = (data.len() as u64).saturating_sub(before);
+    let ceiling = envelope.saturating_add(config.max_instance_bytes);
+    let (want, capacity) = (want as u64, data.capacity() as u64);
+    // Doubling when there is room for it; else an eighth more, so that a tight budget still
+    // grows in amortised steps; else exactly what this PDV needs.
+    for target in [capacity * 2, want + want / 8, want] {
+        let target = target.min(ceiling).max(want);
+        if held.grow(target - capacity, config.max_receive_bytes) {
+            data.reserve_exact(target as usize - data.len());
+            return true;
+        }
+    }
+    false
 }
 
 /// Serves one association to its end.
@@ -343,6 +420,7 @@ async fn serve_association<S, T>(
         command: Vec::new(),
         command_pc: None,
         pending: None,
+        metrics: metrics.clone(),
     };
     let mut index = 0u64;
     let (mut stored, mut refused) = (0u64, 0u64);
@@ -371,7 +449,9 @@ async fn serve_association<S, T>(
                 cmd,
                 pc,
                 data,
+                held,
                 too_large,
+                no_room,
                 ..
             } = message;
             let (status, comment) = match cmd.command_field {
@@ -386,7 +466,9 @@ async fn serve_association<S, T>(
                             cmd: &cmd,
                             pc,
                             data,
+                            held,
                             too_large,
+                            no_room,
                         },
                         &contexts,
                         (&calling, &route, addr, id, index),
@@ -441,7 +523,10 @@ struct Received<'a> {
     cmd: &'a Command,
     pc: u8,
     data: Option<Vec<u8>>,
+    /// The receive memory `data` holds, given back once the store has answered.
+    held: Option<Held>,
     too_large: bool,
+    no_room: bool,
 }
 
 /// Answers one complete C-STORE-RQ: the status and comment of the response.
@@ -469,6 +554,14 @@ async fn store_one<S: Store>(
             Some("the instance is larger than the limit".into()),
         );
     }
+    if message.no_room {
+        return (
+            status::OUT_OF_RESOURCES,
+            Some(
+                "the gateway is receiving too much at once (max_receive_bytes); retry later".into(),
+            ),
+        );
+    }
     let Some(bytes) = message.data else {
         return (
             status::CANNOT_UNDERSTAND,
@@ -484,11 +577,187 @@ async fn store_one<S: Store>(
         transfer_syntax: ts.clone(),
         bytes,
     };
-    match ctx.store.store(request).await {
+    let outcome = ctx.store.store(request).await;
+    drop(message.held);
+    match outcome {
         StoreOutcome::Stored => (status::SUCCESS, None),
         StoreOutcome::Refused { status, comment } => {
             debug!(message = "C-STORE refused.", association = id, index, status = format_args!("{status:#06X}"), reason = %comment);
             (status, Some(comment))
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const CT: &str = "1.2.840.10008.5.1.4.1.1.2";
+    const EXPLICIT_LE: &str = "1.2.840.10008.1.2.1";
+
+    fn inbound(metrics: &Arc<ScpMetrics>) -> Inbound {
+        Inbound {
+            command: Vec::new(),
+            command_pc: None,
+            pending: None,
+            metrics: metrics.clone(),
+        }
+    }
+
+    fn pdv(value_type: PDataValueType, data: Vec<u8>, is_last: bool) -> PDataValue {
+        PDataValue {
+            presentation_context_id: 1,
+            value_type,
+            is_last,
+            data,
+        }
+    }
+
+    /// Feeds a C-STORE-RQ command; the data set is then expected.
+    fn start(inbound: &mut Inbound, contexts: &Contexts, config: &ScpConfig) {
+        let step = inbound
+            .feed(
+                pdv(PDataValueType::Command, command::tests::store_rq(), true),
+                contexts,
+                config,
+            )
+            .unwrap();
+        assert!(matches!(step, Step::Nothing));
+    }
+
+    fn data(
+        inbound: &mut Inbound,
+        len: usize,
+        last: bool,
+        contexts: &Contexts,
+        config: &ScpConfig,
+    ) -> Step {
+        inbound
+            .feed(
+                pdv(PDataValueType::Data, vec![0x5a; len], last),
+                contexts,
+                config,
+            )
+            .unwrap()
+    }
+
+    fn receiving(metrics: &ScpMetrics) -> u64 {
+        metrics.receiving_bytes.load(Relaxed)
+    }
+
+    #[test]
+    fn data_sets_being_received_share_one_bounded_memory_and_give_it_back() {
+        let mut config = ScpConfig::new("DEID");
+        config.max_instance_bytes = 1 << 20;
+        config.max_receive_bytes = 600 << 10;
+        let contexts: Contexts = HashMap::from([(1, (CT.to_string(), EXPLICIT_LE.to_string()))]);
+        let metrics = Arc::new(ScpMetrics::default());
+        let (mut a, mut b) = (inbound(&metrics), inbound(&metrics));
+
+        // A takes 400 KiB of the 600 KiB.
+        start(&mut a, &contexts, &config);
+        assert!(matches!(
+            data(&mut a, 400 << 10, false, &contexts, &config),
+            Step::Nothing
+        ));
+        let held_by_a = receiving(&metrics);
+        assert!((400 << 10..=600 << 10).contains(&held_by_a), "{held_by_a}");
+
+        // B cannot get 300 KiB more: it drains its data set and is answered out of resources,
+        // holding nothing; A is not disturbed.
+        start(&mut b, &contexts, &config);
+        assert!(matches!(
+            data(&mut b, 300 << 10, false, &contexts, &config),
+            Step::Nothing
+        ));
+        let Step::Message(refused) = data(&mut b, 10, true, &contexts, &config) else {
+            panic!("B's message did not complete");
+        };
+        assert!(refused.no_room && refused.data.is_none() && refused.held.is_none());
+        assert_eq!(receiving(&metrics), held_by_a);
+
+        // A completes with all its bytes; its share is held until the store has answered
+        // (the message is dropped), then given back.
+        let Step::Message(stored) = data(&mut a, 100, true, &contexts, &config) else {
+            panic!("A's message did not complete");
+        };
+        assert!(!stored.no_room && !stored.too_large);
+        let envelope = meta::envelope(
+            CT,
+            "1.2.3.4",
+            EXPLICIT_LE,
+            &config.implementation_class_uid,
+            &config.implementation_version_name,
+        )
+        .len();
+        assert_eq!(
+            stored.data.as_ref().map(Vec::len),
+            Some(envelope + (400 << 10) + 100)
+        );
+        assert!(
+            receiving(&metrics) >= stored.data.as_ref().unwrap().len() as u64 - envelope as u64
+        );
+        drop(stored);
+        assert_eq!(receiving(&metrics), 0);
+
+        // With A's memory back, B's next instance fits.
+        start(&mut b, &contexts, &config);
+        let Step::Message(next) = data(&mut b, 300 << 10, true, &contexts, &config) else {
+            panic!("B's second message did not complete");
+        };
+        assert!(!next.no_room && next.data.is_some());
+        drop(next);
+        assert_eq!(receiving(&metrics), 0);
+    }
+
+    #[test]
+    fn a_buffer_never_grows_past_the_largest_instance() {
+        let mut config = ScpConfig::new("DEID");
+        config.max_instance_bytes = 1000 << 10;
+        config.max_receive_bytes = 1 << 30;
+        let contexts: Contexts = HashMap::from([(1, (CT.to_string(), EXPLICIT_LE.to_string()))]);
+        let metrics = Arc::new(ScpMetrics::default());
+        let mut a = inbound(&metrics);
+        start(&mut a, &contexts, &config);
+        // Doubling from 600 KiB would ask for 1200 KiB; the ceiling is the envelope + 1000 KiB.
+        assert!(matches!(
+            data(&mut a, 600 << 10, false, &contexts, &config),
+            Step::Nothing
+        ));
+        let Step::Message(m) = data(&mut a, 400 << 10, true, &contexts, &config) else {
+            panic!("message did not complete");
+        };
+        let data = m.data.as_ref().unwrap();
+        assert!(
+            data.capacity() - data.len() < 64 << 10,
+            "capacity {} for {}",
+            data.capacity(),
+            data.len()
+        );
+        assert!(receiving(&metrics) <= (1000 << 10) + (64 << 10));
+    }
+
+    #[test]
+    fn a_data_set_over_the_instance_limit_gives_its_share_back_at_once() {
+        let mut config = ScpConfig::new("DEID");
+        config.max_instance_bytes = 100 << 10;
+        let contexts: Contexts = HashMap::from([(1, (CT.to_string(), EXPLICIT_LE.to_string()))]);
+        let metrics = Arc::new(ScpMetrics::default());
+        let mut a = inbound(&metrics);
+        start(&mut a, &contexts, &config);
+        assert!(matches!(
+            data(&mut a, 80 << 10, false, &contexts, &config),
+            Step::Nothing
+        ));
+        assert!(receiving(&metrics) > 0);
+        assert!(matches!(
+            data(&mut a, 80 << 10, false, &contexts, &config),
+            Step::Nothing
+        ));
+        assert_eq!(receiving(&metrics), 0);
+        let Step::Message(m) = data(&mut a, 1, true, &contexts, &config) else {
+            panic!("message did not complete");
+        };
+        assert!(m.too_large && m.data.is_none());
     }
 }

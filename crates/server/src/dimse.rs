@@ -15,6 +15,9 @@
 //! ae_title = "DEID"            # default; a different called AE title is rejected
 //! max_pdu = 131072             # default; 4096 ..= 4194304
 //! max_associations = 8         # default; one more is rejected (transient, local limit)
+//! max_receive_bytes = 402653184 # default limits.max_in_flight_bytes: memory for data sets
+//!                              #   being received, all associations together; beyond it an
+//!                              #   instance is drained and answered 0xA700 (retry later)
 //! idle_timeout_secs = 60       # default; a silent peer's association is aborted
 //! tls_cert_file = "scp.pem"    # optional: TLS (the DICOM TLS profile) on every association,
 //! tls_key_file = "scp.key"     #   with this PEM certificate chain and key (0600 or 0640)
@@ -67,6 +70,8 @@ pub struct RawDimse {
     pub max_pdu: Option<u32>,
     /// Associations at once.
     pub max_associations: Option<usize>,
+    /// Memory for data sets being received, all associations together.
+    pub max_receive_bytes: Option<u64>,
     /// Seconds a peer may stay silent in the middle of an association.
     pub idle_timeout_secs: Option<u64>,
     /// TLS: the PEM certificate chain (with `tls_key_file`).
@@ -186,6 +191,7 @@ pub(crate) fn validate(
     let mut scp = ScpConfig::new(ae_title);
     scp.implementation_class_uid = dicom_deid_engine::IMPLEMENTATION_CLASS_UID.to_string();
     scp.max_instance_bytes = limits.max_instance_bytes;
+    scp.max_receive_bytes = limits.max_in_flight_bytes;
     if let Some(v) = raw.max_pdu {
         if !(dicom_deid_dimse::MIN_MAX_PDU..=dicom_deid_dimse::MAX_MAX_PDU).contains(&v) {
             bad(
@@ -207,6 +213,17 @@ pub(crate) fn validate(
             );
         }
         scp.max_associations = v;
+    }
+    if let Some(v) = raw.max_receive_bytes {
+        // Room for the largest instance and its file meta, so that it can be received at all.
+        let least = limits.max_instance_bytes.saturating_add(1 << 20);
+        if v < least {
+            bad(
+                "dimse.max_receive_bytes",
+                format!("must be at least limits.max_instance_bytes + 1 MiB ({least})"),
+            );
+        }
+        scp.max_receive_bytes = v;
     }
     if let Some(v) = raw.idle_timeout_secs {
         if !(1..=3600).contains(&v) {
@@ -397,6 +414,17 @@ mod tests {
         assert_eq!(c.scp.ae_title, "DEID");
         assert_eq!(c.scp.peers[0].route, "default");
         assert_eq!(c.scp.max_instance_bytes, limits().max_instance_bytes);
+        assert_eq!(c.scp.max_receive_bytes, limits().max_in_flight_bytes);
+        let set = check(&RawDimse {
+            max_receive_bytes: Some(limits().max_instance_bytes + (1 << 20)),
+            peers: vec![peer("PACS", "default", &[])],
+            ..RawDimse::default()
+        })
+        .unwrap();
+        assert_eq!(
+            set.scp.max_receive_bytes,
+            limits().max_instance_bytes + (1 << 20)
+        );
     }
 
     #[test]
@@ -471,6 +499,7 @@ mod tests {
                 ae_title: Some("MUCH-TOO-LONG-AE-TITLE".into()),
                 max_pdu: Some(10),
                 max_associations: Some(0),
+                max_receive_bytes: Some(limits().max_instance_bytes),
                 idle_timeout_secs: Some(0),
                 tls_cert_file: None,
                 tls_key_file: Some("scp.key".into()),
@@ -486,6 +515,7 @@ mod tests {
                 "dimse.ae_title",
                 "dimse.max_pdu",
                 "dimse.max_associations",
+                "dimse.max_receive_bytes",
                 "dimse.idle_timeout_secs",
                 "dimse.tls_cert_file",
                 "dimse.peers[0].ae_title",

@@ -452,6 +452,21 @@ pub(crate) async fn metrics(State(state): State<AppState>) -> impl IntoResponse 
         "The in-flight budget (limits.max_in_flight_bytes).",
         in_flight_max,
     );
+    let d = &state.inner.dimse_metrics;
+    let (receiving, receiving_max) = (
+        d.receiving_bytes.load(Relaxed),
+        d.receiving_max_bytes.load(Relaxed),
+    );
+    gauge(
+        "dicom_deid_dimse_receiving_bytes",
+        "Memory held now by DIMSE data sets being received or stored.",
+        receiving,
+    );
+    gauge(
+        "dicom_deid_dimse_receiving_max_bytes",
+        "The DIMSE receive budget (dimse.max_receive_bytes; 0 without [dimse]).",
+        receiving_max,
+    );
     let (working, working_max) = state.working_memory_bytes();
     gauge(
         "dicom_deid_working_memory_bytes",

@@ -184,6 +184,10 @@ async fn storescu_to_the_gateway_is_deidentified_spooled_audited_and_delivered()
         value("dicom_deid_dimse_stores_refused_total"),
         refused as u64
     );
+    // Every association's receive memory was given back; the budget defaults to the in-flight
+    // bytes (384 MiB).
+    assert_eq!(value("dicom_deid_dimse_receiving_bytes"), 0);
+    assert_eq!(value("dicom_deid_dimse_receiving_max_bytes"), 384 << 20);
 
     // Audit: queued per stored instance, rejected per refusal, all with the calling AE title;
     // no original value.
