@@ -641,17 +641,22 @@ mod tests {
             .unwrap()
     }
 
+    /// An SCP config with these two limits, one CT context (id 1) and fresh metrics.
+    fn setup(max_instance: u64, max_receive: u64) -> (ScpConfig, Contexts, Arc<ScpMetrics>) {
+        let mut config = ScpConfig::new("DEID");
+        config.max_instance_bytes = max_instance;
+        config.max_receive_bytes = max_receive;
+        let contexts: Contexts = HashMap::from([(1, (CT.to_string(), EXPLICIT_LE.to_string()))]);
+        (config, contexts, Arc::new(ScpMetrics::default()))
+    }
+
     fn receiving(metrics: &ScpMetrics) -> u64 {
         metrics.receiving_bytes.load(Relaxed)
     }
 
     #[test]
     fn data_sets_being_received_share_one_bounded_memory_and_give_it_back() {
-        let mut config = ScpConfig::new("DEID");
-        config.max_instance_bytes = 1 << 20;
-        config.max_receive_bytes = 600 << 10;
-        let contexts: Contexts = HashMap::from([(1, (CT.to_string(), EXPLICIT_LE.to_string()))]);
-        let metrics = Arc::new(ScpMetrics::default());
+        let (config, contexts, metrics) = setup(1 << 20, 600 << 10);
         let (mut a, mut b) = (inbound(&metrics), inbound(&metrics));
 
         // A takes 400 KiB of the 600 KiB.
@@ -712,11 +717,7 @@ mod tests {
 
     #[test]
     fn a_buffer_never_grows_past_the_largest_instance() {
-        let mut config = ScpConfig::new("DEID");
-        config.max_instance_bytes = 1000 << 10;
-        config.max_receive_bytes = 1 << 30;
-        let contexts: Contexts = HashMap::from([(1, (CT.to_string(), EXPLICIT_LE.to_string()))]);
-        let metrics = Arc::new(ScpMetrics::default());
+        let (config, contexts, metrics) = setup(1000 << 10, 1 << 30);
         let mut a = inbound(&metrics);
         start(&mut a, &contexts, &config);
         // Doubling from 600 KiB would ask for 1200 KiB; the ceiling is the envelope + 1000 KiB.
@@ -739,10 +740,7 @@ mod tests {
 
     #[test]
     fn a_data_set_over_the_instance_limit_gives_its_share_back_at_once() {
-        let mut config = ScpConfig::new("DEID");
-        config.max_instance_bytes = 100 << 10;
-        let contexts: Contexts = HashMap::from([(1, (CT.to_string(), EXPLICIT_LE.to_string()))]);
-        let metrics = Arc::new(ScpMetrics::default());
+        let (config, contexts, metrics) = setup(100 << 10, 1 << 30);
         let mut a = inbound(&metrics);
         start(&mut a, &contexts, &config);
         assert!(matches!(
