@@ -83,13 +83,20 @@ async fn a_corrupt_entry_is_dead_lettered_and_the_rest_delivered() {
         })
         .collect();
     // Damage the data (not the header) of the second entry: its checksum no longer matches.
-    let path = env
-        .path()
-        .join("spool/queue/local")
-        .join(format!("{}.entry", ids[1]));
+    // The four share a segment, one record after the other (each record starts with its id),
+    // so the second entry's data ends where the third record begins.
+    let queue = env.path().join("spool/queue/local");
+    let path = std::fs::read_dir(&queue)
+        .unwrap()
+        .map(|i| i.unwrap().path())
+        .find(|p| p.extension().is_some_and(|e| e == "seg"))
+        .unwrap();
     let mut bytes = std::fs::read(&path).unwrap();
-    let last = bytes.len() - 1;
-    bytes[last] ^= 0xff;
+    let third = bytes
+        .windows(8)
+        .position(|w| w == ids[2].as_u64().to_le_bytes())
+        .unwrap();
+    bytes[third - 1] ^= 0xff;
     std::fs::write(&path, bytes).unwrap();
     // And one whose meta is not a SpoolMeta, one whose UIDs would escape the folder.
     let bad_meta = env

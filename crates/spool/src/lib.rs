@@ -24,18 +24,23 @@
 //! root/
 //!   lock                          flock'd by the process that has the spool open
 //!   tmp/                          writes in progress; emptied by `open` (never acknowledged)
-//!   queue/<destination>/<id>.entry   one file per queued entry
+//!   queue/<destination>/<id>.seg      segments: queued entries appended one after the other
+//!   queue/<destination>/<id>.settled  ids of the segment's entries delivered or dead-lettered
+//!   queue/<destination>/<id>.entry    an entry in a file of its own (written by earlier
+//!                                     versions; still indexed, leased and settled)
 //!   dead/<destination>/<id>.entry    dead-lettered entries, with
 //!   dead/<destination>/<id>.reason   the reason, one line of UTF-8 text
 //! ```
 //!
 //! `<id>` is an [`EntryId`]: nanoseconds since the Unix epoch, zero-padded to 20 digits, strictly
 //! increasing within a process and started above every id already on disk at `open`, so file
-//! name order is age order. Destination and group names must match `[A-Za-z0-9_-][A-Za-z0-9._-]*`,
-//! at most 128 bytes ([`SpoolError::BadName`] otherwise), so they can never name a path outside
-//! the root. The group is kept in the entry header, not in the path.
+//! name order is age order; a segment is named after the id of its first entry. Destination and
+//! group names must match `[A-Za-z0-9_-][A-Za-z0-9._-]*`, at most 128 bytes
+//! ([`SpoolError::BadName`] otherwise), so they can never name a path outside the root. The
+//! group is kept in the entry header, not in the path.
 //!
-//! An entry file (all integers little-endian):
+//! An entry (all integers little-endian), in a file of its own or in a segment after its `u64`
+//! id:
 //!
 //! ```text
 //! 0   8 bytes  magic "DDSPOOL1"
@@ -43,37 +48,54 @@
 //! 12  u32      CRC-32 of the header
 //! 16  H bytes  header: u64 data length, u32 CRC-32 of the data,
 //!                      u16 group length + group (UTF-8), u32 meta length + meta
-//! 16+H         data, exactly `data length` bytes, then end of file
+//! 16+H         data, exactly `data length` bytes (then end of file, for an entry file)
 //! ```
 //!
-//! `open` reads only headers, so a restart costs one small read per entry; the data checksum is
-//! verified by [`Lease::data`]. A file in `queue/` whose header fails its checks is moved to
-//! `dead/` at `open` with the defect as reason; a data checksum mismatch is reported as
-//! [`SpoolError::Corrupt`] naming the id, and the caller dead-letters it.
+//! A `.settled` file holds 12-byte records: the `u64` id and its CRC-32.
+//!
+//! `open` reads only headers (and `.settled` files), so a restart costs one small read per
+//! entry; the data checksum is verified by [`Lease::data`]. An entry file in `queue/` whose
+//! header fails its checks is moved to `dead/` at `open` with the defect as reason; a data
+//! checksum mismatch is reported as [`SpoolError::Corrupt`] naming the id, and the caller
+//! dead-letters it.
 //!
 //! # Why an acknowledged put survives kill -9 and power loss
 //!
-//! `put` writes header and data to a new file in `tmp/`, `fsync`s it (contents and length are on
-//! stable storage), renames it into `queue/<destination>/` (atomic: the name points to the old
-//! state or the complete new file, never a partial one) and `fsync`s that directory (the new name
-//! is on stable storage). Only then does it return `Ok`. A crash before the rename leaves a file
-//! in `tmp/`, which was never acknowledged and is deleted at the next `open`; a crash after the
-//! directory fsync leaves a complete, checksummed entry that `open` indexes. Directories created
-//! on the way (`queue/<destination>/`) are fsynced in their parent before the first entry is
-//! renamed into them. `ack` deletes and `dead_letter` renames, each followed by a directory fsync;
-//! a crash before that fsync can bring an entry back, which makes delivery at-least-once, never
-//! at-most-once. (This relies on the storage honouring `fsync`, as every durable store does.)
-//! The converse does not hold: an `Err` from `put` means "not known to be durable", not "not
-//! stored" — if the directory fsync fails after the rename, the entry stays queued and will be
-//! delivered although the sender was told to retry. Delivery is at-least-once either way.
+//! `put` appends the entry (its id, header and data) to the destination's current segment and
+//! returns `Ok` only after an `fdatasync` of the segment that *started after* the append
+//! completed. Appends to a segment are made one at a time, in order, under the destination's
+//! lock; the `fdatasync`s are group-committed, so puts arriving while one runs share the next.
+//! A new segment is created (and its directory fsynced, so its name is durable) before the first
+//! append to it; one is started every 64 MiB and at every `open` (old segments are never
+//! appended to again). A crash can leave a torn record at the end of a segment; no acknowledged
+//! entry follows it, because appends complete in order and the acknowledgement of any later
+//! entry waited for an `fdatasync` that covered the torn one too. So `open` stops reading a
+//! segment at its first invalid header: it cuts the tail off the newest segment (the one being
+//! appended to when the process stopped), and leaves an older segment untouched and reported
+//! (kept for inspection: that would mean damage after the fact). A torn record whose header
+//! survived fails its data checksum when leased and is dead-lettered like any corrupt entry.
 //!
-//! The global lock guards only the in-memory index: concurrent puts write and fsync in parallel.
-//! Their directory fsyncs are group-committed: a put (or ack) whose rename (or deletion) happened
-//! before a directory fsync *started* is covered by it, so puts arriving while one runs share the
-//! next one instead of queueing one each; every put still returns only after an fsync that began
-//! after its own rename.
-//! [`SpoolConfig::max_bytes`] bounds the bytes of queued entry files (plus puts in progress);
-//! beyond it `put` answers [`SpoolError::Full`] at once. Dead-lettered entries do not count.
+//! `ack` and `dead_letter` append the id to the segment's `.settled` file and return after its
+//! (group-committed) `fdatasync`; `dead_letter` first writes the entry and its reason to
+//! `dead/` durably. A crash before that sync brings the entry back: delivery is
+//! at-least-once, never at-most-once. A segment whose entries are all settled is deleted with
+//! its `.settled` file once nothing more is appended to it. After a failed write or
+//! `fdatasync` of a segment, later puts to that destination fail until the spool is reopened:
+//! the page cache cannot be trusted after a failed sync (and recovery relies on appends being
+//! durable in order). (All this relies on the storage honouring `fsync`, as every durable store
+//! does.) The converse does not hold: an `Err` from `put` means "not known to be durable", not
+//! "not stored" — if the `fdatasync` fails after the append, the entry stays queued and will be
+//! delivered although the sender was told to retry.
+//!
+//! Why segments and not a file per entry: creating, syncing, renaming and deleting a file per
+//! instance (and fsyncing its directory twice) cost more than the writes themselves; see the
+//! README's gateway benchmark.
+//!
+//! The global lock guards only the in-memory index; appends to different destinations run in
+//! parallel. [`SpoolConfig::max_bytes`] bounds the bytes of queued entries (plus puts in
+//! progress); beyond it `put` answers [`SpoolError::Full`] at once. Dead-lettered entries do
+//! not count, and neither do settled entries whose segment still holds unsettled ones (a
+//! segment is at most 64 MiB plus one entry).
 //!
 //! # Example
 //!
@@ -97,6 +119,7 @@
 //! ```
 
 mod record;
+mod segment;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::fmt;
@@ -288,6 +311,8 @@ struct Inner {
     state: Mutex<State>,
     /// One group-commit syncer per `queue/<destination>` directory (see [`DirSync`]).
     queue_syncs: Mutex<HashMap<Arc<str>, Arc<DirSync>>>,
+    /// The segment appender of each destination.
+    appenders: Mutex<HashMap<Arc<str>, Arc<segment::Appender>>>,
     /// Holds an exclusive `flock` on `root/lock` for the life of the spool (released by the
     /// kernel when the process dies, however it dies).
     _lock: File,
@@ -322,6 +347,17 @@ struct Entry {
     file_len: u64,
     attempts: u32,
     leased: bool,
+    location: Location,
+}
+
+/// Where an entry's bytes are.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Location {
+    /// Its own `<id>.entry` file (written by earlier versions; still read, acked and
+    /// dead-lettered).
+    File,
+    /// A record of segment `seg`, starting at `offset` (its id, then the entry bytes).
+    Segment { seg: u64, offset: u64 },
 }
 
 impl DestQueue {
@@ -375,6 +411,99 @@ impl Inner {
         sync
     }
 
+    /// Indexes the unsettled entries of `destination`'s segments into `queue` (at `open`),
+    /// deletes segments with none left and `.settled` files without a segment, and returns the
+    /// highest id seen.
+    fn index_segments(
+        &self,
+        destination: &Arc<str>,
+        dir: &Path,
+        queue: &mut DestQueue,
+    ) -> Result<u64, SpoolError> {
+        let (segs, orphans) = segment::list(dir)?;
+        let queue_sync = self.queue_sync(destination);
+        for orphan in orphans {
+            segment::remove_segment(dir, orphan, &queue_sync)?;
+        }
+        let appender = self.appender(destination);
+        let mut last_id = segs.last().copied().unwrap_or(0);
+        for &seg in &segs {
+            let settled = segment::read_settled(dir, seg)?;
+            let scanned = segment::scan(dir, seg, Some(&seg) == segs.last())?;
+            let mut live = 0;
+            for found in scanned.entries {
+                last_id = last_id.max(found.id.0);
+                if settled.contains(&found.id.0) {
+                    continue;
+                }
+                live += 1;
+                let header = found.header;
+                let file_len = header.file_len() - found.offset;
+                queue.insert(
+                    found.id,
+                    Entry {
+                        group: header.group.as_str().into(),
+                        meta: header.meta.into(),
+                        data_len: header.data_len,
+                        file_len,
+                        attempts: 0,
+                        leased: false,
+                        location: Location::Segment {
+                            seg,
+                            offset: found.offset,
+                        },
+                    },
+                );
+            }
+            if live == 0 && !scanned.damaged {
+                segment::remove_segment(dir, seg, &queue_sync)?;
+            } else {
+                appender.found(seg, live, scanned.damaged);
+            }
+        }
+        Ok(last_id)
+    }
+
+    /// Writes a dead-lettered segment entry to `dead/<destination>/<id>.entry` (an entry file,
+    /// as earlier versions wrote them) with its reason. Returns once both names are durable.
+    fn copy_to_dead(
+        &self,
+        destination: &str,
+        id: EntryId,
+        entry: &[u8],
+        reason: &str,
+    ) -> Result<(), SpoolError> {
+        let known = self.lock().dead_dirs.contains(destination);
+        if !known {
+            self.ensure_dir(&self.dead_dir, destination)?;
+            self.lock().dead_dirs.insert(destination.into());
+        }
+        let dead_dest = self.dead_dir.join(destination);
+        let tmp = self.tmp_dir.join(id.reason_file_name());
+        let mut line = reason.replace(['\n', '\r'], " ");
+        line.push('\n');
+        write_durable(&tmp, &[line.as_bytes()])?;
+        let reason_path = dead_dest.join(id.reason_file_name());
+        fs::rename(&tmp, &reason_path).context(IoSnafu { path: &reason_path })?;
+        let tmp = self.tmp_dir.join(id.file_name());
+        let _ = fs::remove_file(&tmp);
+        write_durable(&tmp, &[entry])?;
+        let to = dead_dest.join(id.file_name());
+        fs::rename(&tmp, &to).context(IoSnafu { path: &to })?;
+        sync_dir(&dead_dest)
+    }
+
+    /// The segment appender of `destination`.
+    fn appender(&self, destination: &str) -> Arc<segment::Appender> {
+        let mut appenders = self.appenders.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(a) = appenders.get(destination) {
+            return a.clone();
+        }
+        let a = Arc::new(segment::Appender::new(self.queue_dir.join(destination)));
+        appenders.insert(destination.into(), a.clone());
+        a
+    }
+
     /// Creates `dir/name` if needed and makes its directory entry durable.
     fn ensure_dir(&self, parent: &Path, name: &str) -> Result<(), SpoolError> {
         let dir = parent.join(name);
@@ -424,6 +553,7 @@ impl Spool {
             config,
             state: Mutex::new(State::default()),
             queue_syncs: Mutex::new(HashMap::new()),
+            appenders: Mutex::new(HashMap::new()),
             _lock: lock_root(root)?,
         };
         for dir in [&inner.queue_dir, &inner.tmp_dir, &inner.dead_dir] {
@@ -465,12 +595,14 @@ impl Spool {
                                     file_len,
                                     attempts: 0,
                                     leased: false,
+                                    location: Location::File,
                                 },
                             )
                         }
                         Err(defect) => corrupt.push((destination.clone(), id, defect)),
                     }
                 }
+                last_id = last_id.max(inner.index_segments(&destination, &dir, &mut queue)?);
                 state.queued_bytes += queue.bytes;
                 state.queue_dirs.insert(destination.clone());
                 state.destinations.insert(destination, queue);
@@ -548,7 +680,7 @@ impl Spool {
             }
         );
         let inner = &*self.inner;
-        let file_len = record::file_len(group, meta, data);
+        let file_len = record::file_len(group, meta, data) + segment::RECORD_PREFIX;
         let max_bytes = inner.config.max_bytes;
 
         // Reserve room and take an id under the lock; write and fsync without it.
@@ -583,21 +715,16 @@ impl Spool {
             inner.ensure_dir(&inner.queue_dir, destination)?;
             inner.lock().queue_dirs.insert(destination.into());
         }
-        let tmp = inner.tmp_dir.join(id.file_name());
         let prefix = record::encode_prefix(group, meta, data);
-        if let Err(e) = write_durable(&tmp, &[&prefix, data]) {
-            let _ = fs::remove_file(&tmp);
-            return Err(e);
-        }
-        let path = inner.entry_path(destination, id);
-        if let Err(e) = fs::rename(&tmp, &path) {
-            let _ = fs::remove_file(&tmp);
-            return Err(e).context(IoSnafu { path });
-        }
-        // If this fails the entry may or may not survive a power loss; the caller must not
-        // acknowledge, but the entry stays queued (at-least-once) so it is indexed below.
         let queue_sync = inner.queue_sync(destination);
-        let synced = queue_sync.sync_after(queue_sync.changed());
+        let (written, synced) = inner
+            .appender(destination)
+            .append(id, &prefix, data, &queue_sync);
+        // Not written: nothing to index. Written but not known durable: the caller must not
+        // acknowledge, but the entry is in its segment (at-least-once), so it is indexed.
+        let Some((seg, offset)) = written else {
+            return synced.map(|()| id);
+        };
 
         let mut state = inner.lock();
         std::mem::forget(reservation);
@@ -616,6 +743,7 @@ impl Spool {
                 file_len,
                 attempts: 0,
                 leased: false,
+                location: Location::Segment { seg, offset },
             },
         );
         drop(state);
@@ -676,6 +804,7 @@ impl Spool {
                 meta: entry.meta.clone(),
                 data_len: entry.data_len,
                 attempts: entry.attempts,
+                location: entry.location,
                 settled: false,
             });
         }
@@ -735,6 +864,7 @@ pub struct Lease {
     meta: Arc<[u8]>,
     data_len: u64,
     attempts: u32,
+    location: Location,
     settled: bool,
 }
 
@@ -785,26 +915,38 @@ impl Lease {
     /// Reads the data from disk and verifies its checksum. A damaged file is
     /// [`SpoolError::Corrupt`] naming the id; dead-letter it.
     pub fn data(&self) -> Result<Vec<u8>, SpoolError> {
+        let corrupt = |defect| SpoolError::Corrupt {
+            id: self.id,
+            defect,
+        };
+        if let Location::Segment { seg, offset } = self.location {
+            let dir = self.inner.queue_dir.join(&*self.destination);
+            return segment::read_entry(&dir, seg, offset, self.id)?
+                .map(|(_, data)| data)
+                .map_err(corrupt);
+        }
         let path = self.path();
         let mut file = File::open(&path).context(IoSnafu { path: &path })?;
         let header = record::read_header(&mut file)
             .context(IoSnafu { path: &path })?
-            .map_err(|defect| SpoolError::Corrupt {
-                id: self.id,
-                defect,
-            })?;
+            .map_err(corrupt)?;
         record::read_data(&mut file, &header)
             .context(IoSnafu { path: &path })?
-            .map_err(|defect| SpoolError::Corrupt {
-                id: self.id,
-                defect,
-            })
+            .map_err(corrupt)
     }
 
     /// Delivered: deletes the entry durably. If the file cannot be deleted, the error is returned
     /// and the entry stays queued (released). If only the directory fsync after the delete fails,
     /// the entry is gone from the queue but may reappear after a power loss (at-least-once).
     pub fn ack(mut self) -> Result<(), SpoolError> {
+        if let Location::Segment { seg, .. } = self.location {
+            let queue_sync = self.inner.queue_sync(&self.destination);
+            self.inner
+                .appender(&self.destination)
+                .settle(seg, self.id, &queue_sync)?;
+            self.forget(false);
+            return Ok(());
+        }
         let path = self.path();
         match fs::remove_file(&path) {
             // Already gone (removed behind the spool's back): what ack wants.
@@ -822,6 +964,27 @@ impl Lease {
     /// returned and it stays queued (released); if it was moved but a directory fsync failed, it
     /// counts as dead-lettered and the error is still returned.
     pub fn dead_letter(mut self, reason: &str) -> Result<(), SpoolError> {
+        if let Location::Segment { seg, offset } = self.location {
+            let dir = self.inner.queue_dir.join(&*self.destination);
+            let entry = match segment::raw_entry(&dir, seg, offset) {
+                Ok(entry) => entry.unwrap_or_default(),
+                Err(e) => {
+                    // Its segment vanished behind the spool's back: nothing left to deliver.
+                    if !segment::segment_path(&dir, seg).exists() {
+                        self.forget(false);
+                    }
+                    return Err(e);
+                }
+            };
+            self.inner
+                .copy_to_dead(&self.destination, self.id, &entry, reason)?;
+            let queue_sync = self.inner.queue_sync(&self.destination);
+            self.inner
+                .appender(&self.destination)
+                .settle(seg, self.id, &queue_sync)?;
+            self.forget(true);
+            return Ok(());
+        }
         let result = self.inner.move_to_dead(&self.destination, self.id, reason);
         if result.is_ok() || !self.path().exists() {
             let in_dead = self
@@ -855,8 +1018,13 @@ impl Lease {
         if let Some(entry) = removed {
             state.queued_bytes -= entry.file_len;
             if dead {
+                // In dead/ it is an entry file: without the id that precedes it in a segment.
+                let prefix = match entry.location {
+                    Location::Segment { .. } => segment::RECORD_PREFIX,
+                    Location::File => 0,
+                };
                 state.dead_entries += 1;
-                state.dead_bytes += entry.file_len;
+                state.dead_bytes += entry.file_len - prefix;
             }
         }
     }
@@ -1076,6 +1244,8 @@ fn entry_files(dir: &Path, ext: &str) -> Result<Vec<(EntryId, PathBuf)>, SpoolEr
                 out.push((id, path))
             }
             _ if EntryId::from_file_name(name, REASON_EXT).is_some() => {}
+            _ if EntryId::from_file_name(name, segment::SEGMENT_EXT).is_some()
+                || segment::is_settled_file(name).is_some() => {}
             _ => warn!(message = "Ignoring unexpected item in the spool.", path = %path.display()),
         }
     }

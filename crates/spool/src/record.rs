@@ -68,7 +68,25 @@ pub(crate) fn encode_prefix(group: &str, meta: &[u8], data: &[u8]) -> Vec<u8> {
 /// `Err(_)` an I/O error.
 pub(crate) fn read_header(file: &mut File) -> std::io::Result<Result<Header, Defect>> {
     let actual_len = file.metadata()?.len();
-    file.seek(SeekFrom::Start(0))?;
+    let header = match read_header_at(file, 0, actual_len)? {
+        Ok(h) => h,
+        Err(defect) => return Ok(Err(defect)),
+    };
+    if header.file_len() != actual_len {
+        return Ok(Err("file length does not match its header"));
+    }
+    Ok(Ok(header))
+}
+
+/// Reads and verifies the header of an entry that starts at `start` in a file of `file_len`
+/// bytes (an entry file at 0, or a record of a segment), and checks that its data ends within
+/// the file. `data_offset` is absolute. Leaves the file position at the first data byte.
+pub(crate) fn read_header_at(
+    file: &mut File,
+    start: u64,
+    file_len: u64,
+) -> std::io::Result<Result<Header, Defect>> {
+    file.seek(SeekFrom::Start(start))?;
     let mut prefix = [0u8; PREFIX_LEN];
     if !read_full(file, &mut prefix)? {
         return Ok(Err("shorter than its header"));
@@ -81,7 +99,7 @@ pub(crate) fn read_header(file: &mut File) -> std::io::Result<Result<Header, Def
     if !(HEADER_FIXED..=MAX_HEADER_LEN).contains(&header_len) {
         return Ok(Err("header length out of range"));
     }
-    if (PREFIX_LEN + header_len) as u64 > actual_len {
+    if start + (PREFIX_LEN + header_len) as u64 > file_len {
         return Ok(Err("shorter than its header"));
     }
     let mut body = vec![0u8; header_len];
@@ -93,13 +111,13 @@ pub(crate) fn read_header(file: &mut File) -> std::io::Result<Result<Header, Def
     }
     let header = match parse_body(&body) {
         Some(h) => Header {
-            data_offset: (PREFIX_LEN + header_len) as u64,
+            data_offset: start + (PREFIX_LEN + header_len) as u64,
             ..h
         },
         None => return Ok(Err("malformed header")),
     };
-    if header.file_len() != actual_len {
-        return Ok(Err("file length does not match its header"));
+    if header.data_offset.checked_add(header.data_len).is_none_or(|end| end > file_len) {
+        return Ok(Err("data truncated"));
     }
     Ok(Ok(header))
 }

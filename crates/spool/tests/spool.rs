@@ -35,12 +35,34 @@ fn entry_path(root: &Path, destination: &str, id: EntryId) -> PathBuf {
         .join(format!("{id}.entry"))
 }
 
+/// The segment files of `destination`'s queue, oldest first.
+fn segments(root: &Path, destination: &str) -> Vec<PathBuf> {
+    let mut out: Vec<PathBuf> = std::fs::read_dir(root.join("queue").join(destination))
+        .unwrap()
+        .map(|i| i.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "seg"))
+        .collect();
+    out.sort();
+    out
+}
+
+/// Whether the bytes of `data` are in one of `destination`'s segments.
+fn in_a_segment(root: &Path, destination: &str, data: &[u8]) -> bool {
+    segments(root, destination).iter().any(|p| {
+        std::fs::read(p)
+            .unwrap()
+            .windows(data.len())
+            .any(|w| w == data)
+    })
+}
+
 #[test]
 fn put_lease_data_ack_round_trip() {
     let dir = tempfile::tempdir().unwrap();
     let spool = open(dir.path());
     let id = spool.put("dest", "g1", b"{\"n\":1}", b"hello").unwrap();
-    assert!(entry_path(dir.path(), "dest", id).is_file());
+    assert!(in_a_segment(dir.path(), "dest", b"hello"));
+    assert!(!entry_path(dir.path(), "dest", id).exists(), "no file per entry");
     assert_eq!(spool.depth().entries, 1);
 
     let leases = spool.lease("dest", 10, BIG).unwrap();
@@ -56,10 +78,15 @@ fn put_lease_data_ack_round_trip() {
     assert_eq!(spool.depth().leased, 1);
 
     lease.ack().unwrap();
-    assert!(!entry_path(dir.path(), "dest", id).exists());
     let stats = spool.depth();
     assert_eq!((stats.entries, stats.bytes, stats.leased), (0, 0, 0));
     assert!(spool.lease("dest", 10, BIG).unwrap().is_empty());
+    // The ack is durable: after a restart the entry is not queued again, and its emptied
+    // segment is deleted.
+    drop(spool);
+    let spool = open(dir.path());
+    assert_eq!(spool.depth().entries, 0);
+    assert!(segments(dir.path(), "dest").is_empty());
 }
 
 #[test]
@@ -183,7 +210,7 @@ fn drop_releases_and_entry_stays_queued() {
     let again = spool.lease("d", 10, BIG).unwrap();
     assert_eq!(again[0].id(), id);
     assert_eq!(again[0].attempts(), 0, "a drop is not an attempt");
-    assert!(entry_path(dir.path(), "d", id).is_file());
+    assert!(in_a_segment(dir.path(), "d", b"data"));
 }
 
 #[test]
@@ -211,7 +238,6 @@ fn dead_letter_moves_entry_with_reason() {
         .dead_letter("destination answered 400\nsecond line")
         .unwrap();
 
-    assert!(!entry_path(dir.path(), "d", id).exists());
     let dead = dir.path().join("dead").join("d");
     let dead_entry = std::fs::read(dead.join(format!("{id}.entry"))).unwrap();
     assert!(dead_entry.ends_with(b"refused"));
@@ -401,7 +427,8 @@ fn corrupt_data_is_reported_by_id_and_can_be_dead_lettered() {
     let id = spool
         .put("d", "g", b"meta", b"some instance bytes")
         .unwrap();
-    let path = entry_path(dir.path(), "d", id);
+    // The entry is the last record of its segment: flip a bit of its data.
+    let path = segments(dir.path(), "d").pop().unwrap();
     let mut bytes = std::fs::read(&path).unwrap();
     let last = bytes.len() - 3;
     bytes[last] ^= 0x01;
@@ -423,7 +450,9 @@ fn corrupt_data_is_reported_by_id_and_can_be_dead_lettered() {
 }
 
 #[test]
-fn corrupt_header_found_at_open_is_moved_to_dead() {
+fn corrupt_header_of_an_entry_file_found_at_open_is_moved_to_dead() {
+    // Entry files (one per entry) are what earlier versions wrote; `open` still indexes them.
+    // Make two from the records of a segment (a record is the id, then an entry file's bytes).
     let dir = tempfile::tempdir().unwrap();
     let (good, bad);
     {
@@ -431,19 +460,62 @@ fn corrupt_header_found_at_open_is_moved_to_dead() {
         good = spool.put("d", "g", b"meta", b"fine").unwrap();
         bad = spool.put("d", "g", b"meta", b"damaged").unwrap();
     }
-    let path = entry_path(dir.path(), "d", bad);
-    let mut bytes = std::fs::read(&path).unwrap();
-    bytes[20] ^= 0xff; // inside the header
-    std::fs::write(&path, &bytes).unwrap();
+    let seg = segments(dir.path(), "d").pop().unwrap();
+    let bytes = std::fs::read(&seg).unwrap();
+    let second = bytes
+        .windows(8)
+        .position(|w| w == bad.as_u64().to_le_bytes())
+        .unwrap();
+    std::fs::write(entry_path(dir.path(), "d", good), &bytes[8..second]).unwrap();
+    let mut damaged = bytes[second + 8..].to_vec();
+    damaged[20] ^= 0xff; // inside the header
+    std::fs::write(entry_path(dir.path(), "d", bad), &damaged).unwrap();
+    std::fs::remove_file(&seg).unwrap();
 
     let spool = open(dir.path());
     let stats = spool.depth();
     assert_eq!((stats.entries, stats.dead_entries), (1, 1));
     let leases = spool.lease("d", 10, BIG).unwrap();
     assert_eq!(leases.iter().map(|l| l.id()).collect::<Vec<_>>(), [good]);
+    assert_eq!(leases[0].data().unwrap(), b"fine");
     let reason =
         std::fs::read_to_string(dir.path().join("dead/d").join(format!("{bad}.reason"))).unwrap();
     assert!(reason.starts_with("corrupt at open"), "{reason}");
+    // An entry file is acked by deleting it.
+    leases.into_iter().next().unwrap().ack().unwrap();
+    assert!(!entry_path(dir.path(), "d", good).exists());
+}
+
+#[test]
+fn a_torn_last_record_is_cut_at_open_and_the_records_before_it_stay() {
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b);
+    {
+        let spool = open(dir.path());
+        a = spool.put("d", "g", b"meta", b"first instance").unwrap();
+        b = spool.put("d", "g", b"meta", b"second instance").unwrap();
+    }
+    // A crash in the middle of appending a third record (never acknowledged): half a header.
+    let seg = segments(dir.path(), "d").pop().unwrap();
+    let whole = std::fs::read(&seg).unwrap();
+    let mut torn = whole.clone();
+    torn.extend_from_slice(&u64::MAX.to_le_bytes());
+    torn.extend_from_slice(b"DDSPOOL1\x40\x00");
+    std::fs::write(&seg, &torn).unwrap();
+
+    let spool = open(dir.path());
+    assert_eq!(std::fs::read(&seg).unwrap(), whole, "the torn tail is cut");
+    let leases = spool.lease("d", 10, BIG).unwrap();
+    assert_eq!(leases.iter().map(|l| l.id()).collect::<Vec<_>>(), [a, b]);
+    assert_eq!(leases[1].data().unwrap(), b"second instance");
+    // New entries go to a new segment; the old one goes once both are acked.
+    let c = spool.put("d", "g", b"", b"third").unwrap();
+    assert_eq!(segments(dir.path(), "d").len(), 2);
+    for l in leases {
+        l.ack().unwrap();
+    }
+    assert_eq!(segments(dir.path(), "d").len(), 1);
+    assert_eq!(spool.lease("d", 10, BIG).unwrap()[0].id(), c);
 }
 
 #[test]
@@ -596,6 +668,8 @@ fn probe_checks_writability_and_leaves_nothing() {
     std::fs::remove_dir(dir.path().join("tmp")).unwrap();
     let err = spool.probe().unwrap_err();
     assert!(matches!(err, SpoolError::Io { .. }), "{err:?}");
+    // A destination whose queue folder cannot be made refuses the put.
+    std::fs::write(dir.path().join("queue").join("d"), b"in the way").unwrap();
     assert!(matches!(
         spool.put("d", "g", b"", b"x"),
         Err(SpoolError::Io { .. })
@@ -614,11 +688,10 @@ fn failed_ack_keeps_the_entry_queued() {
     let spool = open(dir.path());
     let id = spool.put("d", "g", b"", b"x").unwrap();
     let lease = spool.lease("d", 1, BIG).unwrap().pop().unwrap();
-    // Make the delete fail: the entry's name now holds a non-empty directory.
-    let path = entry_path(dir.path(), "d", id);
-    std::fs::remove_file(&path).unwrap();
-    std::fs::create_dir(&path).unwrap();
-    std::fs::write(path.join("x"), b"x").unwrap();
+    // Make the ack fail: the segment's `.settled` file cannot be opened (a directory holds
+    // its name).
+    let seg = segments(dir.path(), "d").pop().unwrap();
+    std::fs::create_dir(seg.with_extension("settled")).unwrap();
     let err = lease.ack().unwrap_err();
     assert!(err.to_string().contains(&id.to_string()), "{err}");
     let stats = spool.depth();
@@ -633,10 +706,11 @@ fn failed_ack_keeps_the_entry_queued() {
 fn entry_removed_behind_the_spools_back_can_be_settled() {
     let dir = tempfile::tempdir().unwrap();
     let spool = open(dir.path());
-    let a = spool.put("d", "g", b"", b"a").unwrap();
-    let b = spool.put("d", "g", b"", b"b").unwrap();
-    std::fs::remove_file(entry_path(dir.path(), "d", a)).unwrap();
-    std::fs::remove_file(entry_path(dir.path(), "d", b)).unwrap();
+    spool.put("d", "g", b"", b"a").unwrap();
+    spool.put("d", "g", b"", b"b").unwrap();
+    for seg in segments(dir.path(), "d") {
+        std::fs::remove_file(seg).unwrap();
+    }
     let mut leases = spool.lease("d", 2, BIG).unwrap();
     let lb = leases.pop().unwrap();
     let la = leases.pop().unwrap();

@@ -1,0 +1,455 @@
+//! Segment files: entries appended to one file per destination at a time instead of a file per
+//! entry, made durable by group-committed `fdatasync`s, and settled (acknowledged or
+//! dead-lettered) by appending their ids to a `.settled` file beside the segment. See the crate
+//! docs for the layout and the recovery argument.
+
+use std::collections::{HashMap, HashSet};
+use std::fs::{self, File, OpenOptions};
+use std::io::{Read, Write};
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+
+use snafu::ResultExt;
+
+use crate::{DirSync, EntryId, IoSnafu, SpoolError};
+
+pub(crate) const SEGMENT_EXT: &str = "seg";
+pub(crate) const SETTLED_EXT: &str = "settled";
+/// A new segment is started once the current one holds this many bytes.
+pub(crate) const MAX_SEGMENT_BYTES: u64 = 64 << 20;
+/// Bytes before an entry's header in a segment: its id.
+pub(crate) const RECORD_PREFIX: u64 = 8;
+/// One settled id: the id and its CRC-32.
+const SETTLED_RECORD: usize = 12;
+
+/// `<id>.seg` / `<id>.settled` of segment `id` in `dir`.
+pub(crate) fn segment_path(dir: &Path, id: u64) -> PathBuf {
+    dir.join(format!("{}.{SEGMENT_EXT}", EntryId(id)))
+}
+
+fn settled_path(dir: &Path, id: u64) -> PathBuf {
+    dir.join(format!("{}.{SETTLED_EXT}", EntryId(id)))
+}
+
+/// A file whose appends are made durable by group commit: a caller takes a ticket after its
+/// write completed and returns once an `fdatasync` that started after that succeeded.
+struct Synced {
+    path: PathBuf,
+    file: File,
+    tickets: AtomicU64,
+    durable: Mutex<u64>,
+}
+
+impl Synced {
+    fn new(path: PathBuf, file: File) -> Synced {
+        Synced {
+            path,
+            file,
+            tickets: AtomicU64::new(0),
+            durable: Mutex::new(0),
+        }
+    }
+
+    fn ticket(&self) -> u64 {
+        self.tickets.fetch_add(1, Ordering::SeqCst) + 1
+    }
+
+    fn sync_after(&self, ticket: u64) -> Result<(), SpoolError> {
+        let mut durable = self.durable.lock().unwrap_or_else(PoisonError::into_inner);
+        if *durable >= ticket {
+            return Ok(());
+        }
+        let upto = self.tickets.load(Ordering::SeqCst);
+        self.file
+            .sync_data()
+            .context(IoSnafu { path: &self.path })?;
+        *durable = upto;
+        Ok(())
+    }
+}
+
+/// The appends and settlements of one destination's segments.
+pub(crate) struct Appender {
+    dir: PathBuf,
+    state: Mutex<AppendState>,
+    /// Set after a failed write or `fdatasync`: later puts fail too (the page cache cannot be
+    /// trusted after a failed sync, and recovery relies on appends being durable in order).
+    failed: AtomicBool,
+}
+
+#[derive(Default)]
+struct AppendState {
+    /// The segment appended to, and its length. `None` until the first put after `open`:
+    /// segments found at `open` are never appended to.
+    current: Option<(Arc<Synced>, u64, u64)>,
+    /// Unsettled entries per segment id (the current one included).
+    live: HashMap<u64, u64>,
+    /// Open `.settled` files per segment id.
+    settled: HashMap<u64, Arc<Synced>>,
+    /// Segments that must not be deleted when they empty (a defect was found at `open`).
+    keep: HashSet<u64>,
+}
+
+impl Appender {
+    pub(crate) fn new(dir: PathBuf) -> Appender {
+        Appender {
+            dir,
+            state: Mutex::new(AppendState::default()),
+            failed: AtomicBool::new(false),
+        }
+    }
+
+    /// Records what `open` found: `live` unsettled entries in segment `seg`.
+    pub(crate) fn found(&self, seg: u64, live: u64, damaged: bool) {
+        let mut st = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        st.live.insert(seg, live);
+        if damaged {
+            st.keep.insert(seg);
+        }
+    }
+
+    /// Appends one entry (`id`, then `prefix` and `data`) and returns once it is durable.
+    /// Returns where it was written — `(segment id, offset of the record)`, `None` when it was
+    /// not — and whether it is known durable. A new segment is named after the id of its first
+    /// entry, and `dir_sync` makes its name durable before any of its entries is acknowledged.
+    pub(crate) fn append(
+        &self,
+        id: EntryId,
+        prefix: &[u8],
+        data: &[u8],
+        dir_sync: &DirSync,
+    ) -> (Option<(u64, u64)>, Result<(), SpoolError>) {
+        match self.append_unsynced(id, prefix, data, dir_sync) {
+            Err(e) => (None, Err(e)),
+            Ok((at, seg, ticket)) => {
+                let synced = seg.sync_after(ticket);
+                if synced.is_err() {
+                    self.failed.store(true, Ordering::SeqCst);
+                }
+                (Some(at), synced)
+            }
+        }
+    }
+
+    fn append_unsynced(
+        &self,
+        id: EntryId,
+        prefix: &[u8],
+        data: &[u8],
+        dir_sync: &DirSync,
+    ) -> Result<((u64, u64), Arc<Synced>, u64), SpoolError> {
+        if self.failed.load(Ordering::SeqCst) {
+            return Err(SpoolError::Io {
+                path: self.dir.clone(),
+                source: std::io::Error::other(
+                    "an earlier segment write or sync failed; restart the gateway once the disk is sound",
+                ),
+            });
+        }
+        let (offset, seg, ticket) = {
+            let mut st = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+            let full = st
+                .current
+                .as_ref()
+                .is_none_or(|(_, _, len)| *len >= MAX_SEGMENT_BYTES);
+            if full {
+                let path = segment_path(&self.dir, id.0);
+                let file = OpenOptions::new()
+                    .read(true)
+                    .write(true)
+                    .create_new(true)
+                    .open(&path)
+                    .context(IoSnafu { path: &path })?;
+                dir_sync.sync_after(dir_sync.changed())?;
+                st.live.entry(id.0).or_insert(0);
+                let sealed = st
+                    .current
+                    .replace((Arc::new(Synced::new(path, file)), id.0, 0))
+                    .map(|(_, seg, _)| seg);
+                // A segment whose entries were all settled while it was being appended to is
+                // deleted now that nothing more goes into it.
+                if let Some(seg) = sealed.filter(|s| st.live.get(s) == Some(&0)) {
+                    st.live.remove(&seg);
+                    st.settled.remove(&seg);
+                    remove_segment(&self.dir, seg, dir_sync)?;
+                }
+            }
+            let (seg, seg_id, len) = st.current.clone().expect("set above");
+            let mut at = len;
+            let written = [&id.0.to_le_bytes()[..], prefix, data]
+                .into_iter()
+                .try_for_each(|part| {
+                    let r = seg.file.write_all_at(part, at);
+                    at += part.len() as u64;
+                    r
+                });
+            if let Err(source) = written {
+                self.failed.store(true, Ordering::SeqCst);
+                return Err(SpoolError::Io {
+                    path: seg.path.clone(),
+                    source,
+                });
+            }
+            st.current = Some((seg.clone(), seg_id, at));
+            *st.live.entry(seg_id).or_insert(0) += 1;
+            let ticket = seg.ticket();
+            ((seg_id, len), seg, ticket)
+        };
+        Ok((offset, seg, ticket))
+    }
+
+    /// Settles entry `id` of segment `seg` (delivered or dead-lettered): durably records it in
+    /// the segment's `.settled` file, then deletes the segment once it is sealed and every entry
+    /// in it is settled.
+    pub(crate) fn settle(&self, seg: u64, id: EntryId, dir_sync: &DirSync) -> Result<(), SpoolError> {
+        let log = {
+            let mut st = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+            match st.settled.get(&seg) {
+                Some(log) => log.clone(),
+                None => {
+                    let path = settled_path(&self.dir, seg);
+                    let file = OpenOptions::new()
+                        .append(true)
+                        .create(true)
+                        .open(&path)
+                        .context(IoSnafu { path: &path })?;
+                    dir_sync.sync_after(dir_sync.changed())?;
+                    let log = Arc::new(Synced::new(path, file));
+                    st.settled.insert(seg, log.clone());
+                    log
+                }
+            }
+        };
+        let mut record = [0u8; SETTLED_RECORD];
+        record[..8].copy_from_slice(&id.0.to_le_bytes());
+        record[8..].copy_from_slice(&crc32fast::hash(&id.0.to_le_bytes()).to_le_bytes());
+        (&log.file)
+            .write_all(&record)
+            .context(IoSnafu { path: &log.path })?;
+        log.sync_after(log.ticket())?;
+
+        let delete = {
+            let mut st = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+            let current = st.current.as_ref().map(|(_, id, _)| *id);
+            let live = st.live.entry(seg).or_insert(1);
+            *live = live.saturating_sub(1);
+            let emptied = *live == 0;
+            let delete = emptied && current != Some(seg) && !st.keep.contains(&seg);
+            if delete {
+                st.live.remove(&seg);
+                st.settled.remove(&seg);
+            }
+            delete
+        };
+        if delete {
+            remove_segment(&self.dir, seg, dir_sync)?;
+        }
+        Ok(())
+    }
+}
+
+/// Deletes a segment and its `.settled` file, durably. The segment goes first: a crash in
+/// between leaves a `.settled` file alone, which `open` removes.
+pub(crate) fn remove_segment(dir: &Path, seg: u64, dir_sync: &DirSync) -> Result<(), SpoolError> {
+    for path in [segment_path(dir, seg), settled_path(dir, seg)] {
+        match fs::remove_file(&path) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            other => other.context(IoSnafu { path: &path })?,
+        }
+    }
+    dir_sync.sync_after(dir_sync.changed())
+}
+
+/// The ids recorded in segment `seg`'s `.settled` file (none when it has none). A torn last
+/// record (a crash mid-append, never acknowledged) is ignored.
+pub(crate) fn read_settled(dir: &Path, seg: u64) -> Result<HashSet<u64>, SpoolError> {
+    let path = settled_path(dir, seg);
+    let mut bytes = Vec::new();
+    match File::open(&path) {
+        Ok(mut f) => {
+            f.read_to_end(&mut bytes).context(IoSnafu { path: &path })?;
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(HashSet::new()),
+        Err(e) => return Err(e).context(IoSnafu { path: &path }),
+    }
+    let mut ids = HashSet::new();
+    for record in bytes.chunks_exact(SETTLED_RECORD) {
+        let id: [u8; 8] = record[..8].try_into().expect("8 bytes");
+        let crc = u32::from_le_bytes(record[8..].try_into().expect("4 bytes"));
+        if crc32fast::hash(&id) != crc {
+            break;
+        }
+        ids.insert(u64::from_le_bytes(id));
+    }
+    Ok(ids)
+}
+
+/// Whether `name` is a `.settled` file of a segment.
+pub(crate) fn is_settled_file(name: &str) -> Option<u64> {
+    EntryId::from_file_name(name, SETTLED_EXT).map(|id| id.0)
+}
+
+/// An entry found in a segment at `open`.
+pub(crate) struct Found {
+    pub id: EntryId,
+    /// Offset of its record (its id) in the segment.
+    pub offset: u64,
+    pub header: crate::record::Header,
+}
+
+/// What `open` found in one segment.
+pub(crate) struct Scanned {
+    pub entries: Vec<Found>,
+    /// A record whose header is not valid stopped the scan (see [`scan`]).
+    pub damaged: bool,
+}
+
+/// Reads the record headers of segment `seg` in order. The first invalid one ends the scan: no
+/// entry after it was acknowledged (appends complete in order, and a put is acknowledged only
+/// after an `fdatasync` that began after its own append, which would have covered the invalid
+/// one too). In the `last` segment (the one appended to when the process stopped) the file is
+/// cut there, so the next `open` does not report it again; an earlier segment is left as it is
+/// and reported `damaged` (kept on disk for inspection). Data checksums are verified when an
+/// entry is leased, as for entry files.
+pub(crate) fn scan(dir: &Path, seg: u64, last: bool) -> Result<Scanned, SpoolError> {
+    let path = segment_path(dir, seg);
+    let mut file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(&path)
+        .context(IoSnafu { path: &path })?;
+    let len = file.metadata().context(IoSnafu { path: &path })?.len();
+    let mut entries = Vec::new();
+    let mut at = 0u64;
+    let mut defect = None;
+    while at < len {
+        let mut id = [0u8; 8];
+        if at + RECORD_PREFIX > len {
+            defect = Some("shorter than its header");
+            break;
+        }
+        file.read_exact_at(&mut id, at)
+            .context(IoSnafu { path: &path })?;
+        match crate::record::read_header_at(&mut file, at + RECORD_PREFIX, len)
+            .context(IoSnafu { path: &path })?
+        {
+            Ok(header) => {
+                let next = header.data_offset + header.data_len;
+                entries.push(Found {
+                    id: EntryId(u64::from_le_bytes(id)),
+                    offset: at,
+                    header,
+                });
+                at = next;
+            }
+            Err(d) => {
+                defect = Some(d);
+                break;
+            }
+        }
+    }
+    let Some(defect) = defect else {
+        return Ok(Scanned {
+            entries,
+            damaged: false,
+        });
+    };
+    if last {
+        tracing::warn!(
+            message = "Cut the unfinished tail of the spool's last segment (never acknowledged).",
+            path = %path.display(),
+            offset = at,
+            defect
+        );
+        file.set_len(at).context(IoSnafu { path: &path })?;
+        file.sync_all().context(IoSnafu { path: &path })?;
+        return Ok(Scanned {
+            entries,
+            damaged: false,
+        });
+    }
+    tracing::warn!(
+        message = "A spool segment has an invalid record; the entries after it are not indexed and the segment is kept for inspection.",
+        path = %path.display(),
+        offset = at,
+        defect
+    );
+    Ok(Scanned {
+        entries,
+        damaged: true,
+    })
+}
+
+/// The segment ids in `dir`, in order, and the ids of `.settled` files without a segment.
+pub(crate) fn list(dir: &Path) -> Result<(Vec<u64>, Vec<u64>), SpoolError> {
+    let mut segs = Vec::new();
+    let mut settled = Vec::new();
+    for item in fs::read_dir(dir).context(IoSnafu { path: dir })? {
+        let item = item.context(IoSnafu { path: dir })?;
+        let name = item.file_name();
+        let name = name.to_str().unwrap_or("");
+        if let Some(id) = EntryId::from_file_name(name, SEGMENT_EXT) {
+            segs.push(id.0);
+        } else if let Some(id) = is_settled_file(name) {
+            settled.push(id);
+        }
+    }
+    segs.sort_unstable();
+    settled.retain(|id| segs.binary_search(id).is_err());
+    Ok((segs, settled))
+}
+
+/// Reads entry `id`'s bytes at `offset` of segment `seg`: its header (checked) and its data
+/// (checksum verified). `Ok(Err(_))` is a corrupt record.
+pub(crate) fn read_entry(
+    dir: &Path,
+    seg: u64,
+    offset: u64,
+    id: EntryId,
+) -> Result<Result<(crate::record::Header, Vec<u8>), &'static str>, SpoolError> {
+    let path = segment_path(dir, seg);
+    let mut file = File::open(&path).context(IoSnafu { path: &path })?;
+    let len = file.metadata().context(IoSnafu { path: &path })?.len();
+    let mut stored = [0u8; 8];
+    if offset + RECORD_PREFIX > len {
+        return Ok(Err("record beyond the end of its segment"));
+    }
+    file.read_exact_at(&mut stored, offset)
+        .context(IoSnafu { path: &path })?;
+    if u64::from_le_bytes(stored) != id.0 {
+        return Ok(Err("record id mismatch"));
+    }
+    let header = match crate::record::read_header_at(&mut file, offset + RECORD_PREFIX, len)
+        .context(IoSnafu { path: &path })?
+    {
+        Ok(h) => h,
+        Err(d) => return Ok(Err(d)),
+    };
+    match crate::record::read_data(&mut file, &header).context(IoSnafu { path: &path })? {
+        Ok(data) => Ok(Ok((header, data))),
+        Err(d) => Ok(Err(d)),
+    }
+}
+
+/// The bytes of entry `id` as an entry file would hold them (header and data, unchecked), for
+/// the dead-letter folder. `None` when its header is no longer valid.
+pub(crate) fn raw_entry(dir: &Path, seg: u64, offset: u64) -> Result<Option<Vec<u8>>, SpoolError> {
+    let path = segment_path(dir, seg);
+    let mut file = File::open(&path).context(IoSnafu { path: &path })?;
+    let len = file.metadata().context(IoSnafu { path: &path })?.len();
+    let start = offset + RECORD_PREFIX;
+    let Ok(header) = crate::record::read_header_at(&mut file, start, len)
+        .context(IoSnafu { path: &path })?
+    else {
+        return Ok(None);
+    };
+    let Ok(n) = usize::try_from(header.data_offset + header.data_len - start) else {
+        return Ok(None);
+    };
+    let mut bytes = vec![0u8; n];
+    file.read_exact_at(&mut bytes, start)
+        .context(IoSnafu { path: &path })?;
+    Ok(Some(bytes))
+}
