@@ -118,6 +118,7 @@
 //! # Ok(()) }
 //! ```
 
+mod group;
 mod record;
 mod segment;
 
@@ -473,6 +474,25 @@ impl Inner {
         entry: &[u8],
         reason: &str,
     ) -> Result<(), SpoolError> {
+        let dead_dest = self.dead_reason(destination, id, reason)?;
+        let tmp = self.tmp_dir.join(id.file_name());
+        let _ = fs::remove_file(&tmp);
+        write_durable(&tmp, &[entry])?;
+        let to = dead_dest.join(id.file_name());
+        fs::rename(&tmp, &to).context(IoSnafu { path: &to })?;
+        sync_dir(&dead_dest)
+    }
+
+    /// Makes `dead/<destination>/` if needed and writes `<id>.reason` into it (not yet synced
+    /// in the folder); returns the folder. The reason goes first: a crash before the entry
+    /// follows leaves a stray reason file and the entry still queued, which is harmless; the
+    /// other order could leave a dead entry without a reason.
+    fn dead_reason(
+        &self,
+        destination: &str,
+        id: EntryId,
+        reason: &str,
+    ) -> Result<PathBuf, SpoolError> {
         let known = self.lock().dead_dirs.contains(destination);
         if !known {
             self.ensure_dir(&self.dead_dir, destination)?;
@@ -485,17 +505,15 @@ impl Inner {
         write_durable(&tmp, &[line.as_bytes()])?;
         let reason_path = dead_dest.join(id.reason_file_name());
         fs::rename(&tmp, &reason_path).context(IoSnafu { path: &reason_path })?;
-        let tmp = self.tmp_dir.join(id.file_name());
-        let _ = fs::remove_file(&tmp);
-        write_durable(&tmp, &[entry])?;
-        let to = dead_dest.join(id.file_name());
-        fs::rename(&tmp, &to).context(IoSnafu { path: &to })?;
-        sync_dir(&dead_dest)
+        Ok(dead_dest)
     }
 
     /// The segment appender of `destination`.
     fn appender(&self, destination: &str) -> Arc<segment::Appender> {
-        let mut appenders = self.appenders.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut appenders = self
+            .appenders
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
         if let Some(a) = appenders.get(destination) {
             return a.clone();
         }
@@ -514,22 +532,7 @@ impl Inner {
     /// Moves a queued entry to `dead/<destination>/` with its reason. Returns once both names are
     /// durable. Does not touch the index.
     fn move_to_dead(&self, destination: &str, id: EntryId, reason: &str) -> Result<(), SpoolError> {
-        let known = self.lock().dead_dirs.contains(destination);
-        if !known {
-            self.ensure_dir(&self.dead_dir, destination)?;
-            self.lock().dead_dirs.insert(destination.into());
-        }
-        let dead_dest = self.dead_dir.join(destination);
-
-        // The reason first: a crash in between leaves a stray reason file and the entry still
-        // queued, which is harmless; the other order could leave a dead entry without a reason.
-        let tmp = self.tmp_dir.join(id.reason_file_name());
-        let mut line = reason.replace(['\n', '\r'], " ");
-        line.push('\n');
-        write_durable(&tmp, &[line.as_bytes()])?;
-        let reason_path = dead_dest.join(id.reason_file_name());
-        fs::rename(&tmp, &reason_path).context(IoSnafu { path: &reason_path })?;
-
+        let dead_dest = self.dead_reason(destination, id, reason)?;
         let from = self.entry_path(destination, id);
         let to = dead_dest.join(id.file_name());
         fs::rename(&from, &to).context(IoSnafu { path: &from })?;
@@ -1109,73 +1112,48 @@ fn write_durable(path: &Path, parts: &[&[u8]]) -> Result<(), SpoolError> {
     file.sync_all().context(IoSnafu { path })
 }
 
-/// Group commit of one directory's entries: concurrent renames into (or deletions from) the
-/// directory share `fsync`s instead of each paying for its own.
-///
-/// A caller changes the directory, takes a ticket with [`DirSync::changed`], then calls
-/// [`DirSync::sync_after`] with it. That returns once an `fsync` of the directory that *started*
-/// after the change returned `Ok`: one fsync covers every change made in the directory before it
-/// began. Callers that arrive while an fsync is running wait for it (on the `durable` lock), then
-/// find their ticket covered or run the next fsync for everyone who arrived meanwhile. The same
-/// scheme as the audit log's `Syncer`.
+/// Group commit of one directory's entries ([`group::GroupSync`]): concurrent renames,
+/// creations and deletions in the directory share `fsync`s. A caller changes the directory,
+/// takes a ticket with [`DirSync::changed`], then calls [`DirSync::sync_after`] with it. A
+/// failed fsync is an error for its caller only; the next caller runs a new one.
 struct DirSync {
     dir: PathBuf,
-    /// Tickets handed out: each one is taken after its change was made.
-    changed: std::sync::atomic::AtomicU64,
-    /// The highest ticket known durable; held for the whole fsync.
-    durable: Mutex<u64>,
-    /// Fsyncs run (for tests and the curious).
-    fsyncs: std::sync::atomic::AtomicU64,
-    /// The directory, opened once rather than for every fsync (an open and a close less per put).
-    /// Only used under `durable`; its own lock keeps `DirSync` free of `unsafe`.
+    group: group::GroupSync,
+    /// The directory, opened once rather than for every fsync; reopened after a failed one.
     handle: Mutex<Option<File>>,
 }
 
 impl DirSync {
     fn new(dir: PathBuf) -> DirSync {
         DirSync {
+            group: group::GroupSync::new(dir.clone(), false),
             dir,
-            changed: std::sync::atomic::AtomicU64::new(0),
-            durable: Mutex::new(0),
-            fsyncs: std::sync::atomic::AtomicU64::new(0),
             handle: Mutex::new(None),
         }
     }
 
     /// Takes a ticket for a change already made in the directory.
     fn changed(&self) -> u64 {
-        self.changed
-            .fetch_add(1, std::sync::atomic::Ordering::SeqCst)
-            + 1
+        self.group.ticket()
     }
 
-    /// Returns once the change of `ticket` is durable. An `Err` means "not known durable": the
-    /// next caller runs a new fsync rather than trusting one that failed.
+    /// Returns once the change of `ticket` is durable.
     fn sync_after(&self, ticket: u64) -> Result<(), SpoolError> {
-        let mut durable = self.durable.lock().unwrap_or_else(PoisonError::into_inner);
-        if *durable >= ticket {
-            return Ok(());
-        }
-        // Every ticket up to `upto` was taken after its change, and before this fsync starts.
-        let upto = self.changed.load(std::sync::atomic::Ordering::SeqCst);
-        self.fsyncs
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let mut handle = self.handle.lock().unwrap_or_else(PoisonError::into_inner);
-        if handle.is_none() {
-            *handle = Some(File::open(&self.dir).context(IoSnafu { path: &self.dir })?);
-        }
-        let synced = handle
-            .as_ref()
-            .expect("opened above")
-            .sync_all()
-            .context(IoSnafu { path: &self.dir });
-        if synced.is_err() {
-            // Open the directory afresh next time rather than trust this descriptor again.
-            *handle = None;
-        }
-        synced?;
-        *durable = upto;
-        Ok(())
+        self.group.sync_after(ticket, || {
+            let mut handle = self.handle.lock().unwrap_or_else(PoisonError::into_inner);
+            if handle.is_none() {
+                *handle = Some(File::open(&self.dir).context(IoSnafu { path: &self.dir })?);
+            }
+            let synced = handle
+                .as_ref()
+                .expect("opened above")
+                .sync_all()
+                .context(IoSnafu { path: &self.dir });
+            if synced.is_err() {
+                *handle = None;
+            }
+            synced
+        })
     }
 }
 
@@ -1309,7 +1287,7 @@ mod tests {
     }
 
     fn fsyncs(sync: &DirSync) -> u64 {
-        sync.fsyncs.load(std::sync::atomic::Ordering::Relaxed)
+        sync.group.syncs()
     }
 
     #[test]
@@ -1344,7 +1322,7 @@ mod tests {
                         fs::write(dir.join(format!("{t}-{i}")), b"x").unwrap();
                         let ticket = sync.changed();
                         sync.sync_after(ticket).unwrap();
-                        let durable = *sync.durable.lock().unwrap();
+                        let durable = sync.group.durable();
                         assert!(
                             durable >= ticket,
                             "returned before ticket {ticket} was covered"
@@ -1357,7 +1335,7 @@ mod tests {
             handle.join().unwrap();
         }
         let total = threads * per_thread;
-        assert_eq!(*sync.durable.lock().unwrap(), total);
+        assert_eq!(sync.group.durable(), total);
         assert!(fsyncs(&sync) >= 1 && fsyncs(&sync) <= total);
         eprintln!("{total} changes, {} directory fsyncs", fsyncs(&sync));
     }
@@ -1371,10 +1349,10 @@ mod tests {
             sync.sync_after(ticket),
             Err(SpoolError::Io { .. })
         ));
-        assert_eq!(*sync.durable.lock().unwrap(), 0);
+        assert_eq!(sync.group.durable(), 0);
         fs::create_dir(dir.path().join("gone")).unwrap();
         sync.sync_after(ticket).unwrap();
-        assert_eq!(*sync.durable.lock().unwrap(), ticket);
+        assert_eq!(sync.group.durable(), ticket);
     }
 
     #[test]

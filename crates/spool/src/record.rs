@@ -116,7 +116,11 @@ pub(crate) fn read_header_at(
         },
         None => return Ok(Err("malformed header")),
     };
-    if header.data_offset.checked_add(header.data_len).is_none_or(|end| end > file_len) {
+    if header
+        .data_offset
+        .checked_add(header.data_len)
+        .is_none_or(|end| end > file_len)
+    {
         return Ok(Err("data truncated"));
     }
     Ok(Ok(header))

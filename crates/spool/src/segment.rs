@@ -8,11 +8,12 @@ use std::fs::{self, File, OpenOptions};
 use std::io::{Read, Write};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use snafu::ResultExt;
 
+use crate::group::GroupSync;
 use crate::{DirSync, EntryId, IoSnafu, SpoolError};
 
 pub(crate) const SEGMENT_EXT: &str = "seg";
@@ -33,40 +34,31 @@ fn settled_path(dir: &Path, id: u64) -> PathBuf {
     dir.join(format!("{}.{SETTLED_EXT}", EntryId(id)))
 }
 
-/// A file whose appends are made durable by group commit: a caller takes a ticket after its
-/// write completed and returns once an `fdatasync` that started after that succeeded.
+/// A file whose appends are made durable by group commit ([`GroupSync`], sticky: after a failed
+/// `fdatasync` every later sync of this file fails).
 struct Synced {
     path: PathBuf,
     file: File,
-    tickets: AtomicU64,
-    durable: Mutex<u64>,
+    group: GroupSync,
 }
 
 impl Synced {
     fn new(path: PathBuf, file: File) -> Synced {
         Synced {
+            group: GroupSync::new(path.clone(), true),
             path,
             file,
-            tickets: AtomicU64::new(0),
-            durable: Mutex::new(0),
         }
     }
 
     fn ticket(&self) -> u64 {
-        self.tickets.fetch_add(1, Ordering::SeqCst) + 1
+        self.group.ticket()
     }
 
     fn sync_after(&self, ticket: u64) -> Result<(), SpoolError> {
-        let mut durable = self.durable.lock().unwrap_or_else(PoisonError::into_inner);
-        if *durable >= ticket {
-            return Ok(());
-        }
-        let upto = self.tickets.load(Ordering::SeqCst);
-        self.file
-            .sync_data()
-            .context(IoSnafu { path: &self.path })?;
-        *durable = upto;
-        Ok(())
+        self.group.sync_after(ticket, || {
+            self.file.sync_data().context(IoSnafu { path: &self.path })
+        })
     }
 }
 
@@ -203,7 +195,12 @@ impl Appender {
     /// Settles entry `id` of segment `seg` (delivered or dead-lettered): durably records it in
     /// the segment's `.settled` file, then deletes the segment once it is sealed and every entry
     /// in it is settled.
-    pub(crate) fn settle(&self, seg: u64, id: EntryId, dir_sync: &DirSync) -> Result<(), SpoolError> {
+    pub(crate) fn settle(
+        &self,
+        seg: u64,
+        id: EntryId,
+        dir_sync: &DirSync,
+    ) -> Result<(), SpoolError> {
         let log = {
             let mut st = self.state.lock().unwrap_or_else(PoisonError::into_inner);
             match st.settled.get(&seg) {
@@ -440,8 +437,8 @@ pub(crate) fn raw_entry(dir: &Path, seg: u64, offset: u64) -> Result<Option<Vec<
     let mut file = File::open(&path).context(IoSnafu { path: &path })?;
     let len = file.metadata().context(IoSnafu { path: &path })?.len();
     let start = offset + RECORD_PREFIX;
-    let Ok(header) = crate::record::read_header_at(&mut file, start, len)
-        .context(IoSnafu { path: &path })?
+    let Ok(header) =
+        crate::record::read_header_at(&mut file, start, len).context(IoSnafu { path: &path })?
     else {
         return Ok(None);
     };

@@ -62,7 +62,10 @@ fn put_lease_data_ack_round_trip() {
     let spool = open(dir.path());
     let id = spool.put("dest", "g1", b"{\"n\":1}", b"hello").unwrap();
     assert!(in_a_segment(dir.path(), "dest", b"hello"));
-    assert!(!entry_path(dir.path(), "dest", id).exists(), "no file per entry");
+    assert!(
+        !entry_path(dir.path(), "dest", id).exists(),
+        "no file per entry"
+    );
     assert_eq!(spool.depth().entries, 1);
 
     let leases = spool.lease("dest", 10, BIG).unwrap();
