@@ -62,6 +62,15 @@ impl Synced {
     }
 }
 
+/// An append written but not yet known durable.
+struct Appended {
+    /// (segment id, offset of the record).
+    at: (u64, u64),
+    segment: Arc<Synced>,
+    /// To wait for with the segment's `sync_after`.
+    ticket: u64,
+}
+
 /// The appends and settlements of one destination's segments.
 pub(crate) struct Appender {
     dir: PathBuf,
@@ -115,12 +124,12 @@ impl Appender {
     ) -> (Option<(u64, u64)>, Result<(), SpoolError>) {
         match self.append_unsynced(id, prefix, data, dir_sync) {
             Err(e) => (None, Err(e)),
-            Ok((at, seg, ticket)) => {
-                let synced = seg.sync_after(ticket);
+            Ok(appended) => {
+                let synced = appended.segment.sync_after(appended.ticket);
                 if synced.is_err() {
                     self.failed.store(true, Ordering::SeqCst);
                 }
-                (Some(at), synced)
+                (Some(appended.at), synced)
             }
         }
     }
@@ -131,7 +140,7 @@ impl Appender {
         prefix: &[u8],
         data: &[u8],
         dir_sync: &DirSync,
-    ) -> Result<((u64, u64), Arc<Synced>, u64), SpoolError> {
+    ) -> Result<Appended, SpoolError> {
         if self.failed.load(Ordering::SeqCst) {
             return Err(SpoolError::Io {
                 path: self.dir.clone(),
@@ -189,7 +198,11 @@ impl Appender {
             let ticket = seg.ticket();
             ((seg_id, len), seg, ticket)
         };
-        Ok((offset, seg, ticket))
+        Ok(Appended {
+            at: offset,
+            segment: seg,
+            ticket,
+        })
     }
 
     /// Settles entry `id` of segment `seg` (delivered or dead-lettered): durably records it in
