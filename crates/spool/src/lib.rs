@@ -361,6 +361,22 @@ enum Location {
     Segment { seg: u64, offset: u64 },
 }
 
+impl Entry {
+    /// A queued entry, not leased, as read from its header at `location` (`file_len` bytes on
+    /// disk).
+    fn from_header(header: record::Header, file_len: u64, location: Location) -> Entry {
+        Entry {
+            group: header.group.as_str().into(),
+            meta: header.meta.into(),
+            data_len: header.data_len,
+            file_len,
+            attempts: 0,
+            leased: false,
+            location,
+        }
+    }
+}
+
 impl DestQueue {
     fn insert(&mut self, id: EntryId, entry: Entry) {
         self.bytes += entry.file_len;
@@ -438,22 +454,14 @@ impl Inner {
                     continue;
                 }
                 live += 1;
-                let header = found.header;
-                let file_len = header.file_len() - found.offset;
+                let file_len = found.header.file_len() - found.offset;
+                let location = Location::Segment {
+                    seg,
+                    offset: found.offset,
+                };
                 queue.insert(
                     found.id,
-                    Entry {
-                        group: header.group.as_str().into(),
-                        meta: header.meta.into(),
-                        data_len: header.data_len,
-                        file_len,
-                        attempts: 0,
-                        leased: false,
-                        location: Location::Segment {
-                            seg,
-                            offset: found.offset,
-                        },
-                    },
+                    Entry::from_header(found.header, file_len, location),
                 );
             }
             if live == 0 && !scanned.damaged {
@@ -589,18 +597,7 @@ impl Spool {
                     match record::read_header(&mut file).context(IoSnafu { path: &path })? {
                         Ok(header) => {
                             let file_len = header.file_len();
-                            queue.insert(
-                                id,
-                                Entry {
-                                    group: header.group.as_str().into(),
-                                    meta: header.meta.into(),
-                                    data_len: header.data_len,
-                                    file_len,
-                                    attempts: 0,
-                                    leased: false,
-                                    location: Location::File,
-                                },
-                            )
+                            queue.insert(id, Entry::from_header(header, file_len, Location::File))
                         }
                         Err(defect) => corrupt.push((destination.clone(), id, defect)),
                     }
@@ -924,9 +921,7 @@ impl Lease {
         };
         if let Location::Segment { seg, offset } = self.location {
             let dir = self.inner.queue_dir.join(&*self.destination);
-            return segment::read_entry(&dir, seg, offset, self.id)?
-                .map(|(_, data)| data)
-                .map_err(corrupt);
+            return segment::read_entry(&dir, seg, offset, self.id)?.map_err(corrupt);
         }
         let path = self.path();
         let mut file = File::open(&path).context(IoSnafu { path: &path })?;
@@ -959,7 +954,7 @@ impl Lease {
         // The file is gone from the namespace: forget it whatever the directory fsync says.
         self.forget(false);
         let queue_sync = self.inner.queue_sync(&self.destination);
-        queue_sync.sync_after(queue_sync.changed())
+        queue_sync.sync_changes()
     }
 
     /// Refused for good: moves the entry to `dead/<destination>/` beside a file holding `reason`
@@ -1135,6 +1130,11 @@ impl DirSync {
     /// Takes a ticket for a change already made in the directory.
     fn changed(&self) -> u64 {
         self.group.ticket()
+    }
+
+    /// Returns once every change already made in the directory is durable.
+    fn sync_changes(&self) -> Result<(), SpoolError> {
+        self.sync_after(self.changed())
     }
 
     /// Returns once the change of `ticket` is durable.

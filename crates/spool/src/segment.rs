@@ -163,7 +163,7 @@ impl Appender {
                     .create_new(true)
                     .open(&path)
                     .context(IoSnafu { path: &path })?;
-                dir_sync.sync_after(dir_sync.changed())?;
+                dir_sync.sync_changes()?;
                 st.live.entry(id.0).or_insert(0);
                 let sealed = st
                     .current
@@ -225,7 +225,7 @@ impl Appender {
                         .create(true)
                         .open(&path)
                         .context(IoSnafu { path: &path })?;
-                    dir_sync.sync_after(dir_sync.changed())?;
+                    dir_sync.sync_changes()?;
                     let log = Arc::new(Synced::new(path, file));
                     st.settled.insert(seg, log.clone());
                     log
@@ -269,7 +269,7 @@ pub(crate) fn remove_segment(dir: &Path, seg: u64, dir_sync: &DirSync) -> Result
             other => other.context(IoSnafu { path: &path })?,
         }
     }
-    dir_sync.sync_after(dir_sync.changed())
+    dir_sync.sync_changes()
 }
 
 /// The ids recorded in segment `seg`'s `.settled` file (none when it has none). A torn last
@@ -411,17 +411,23 @@ pub(crate) fn list(dir: &Path) -> Result<(Vec<u64>, Vec<u64>), SpoolError> {
     Ok((segs, settled))
 }
 
-/// Reads entry `id`'s bytes at `offset` of segment `seg`: its header (checked) and its data
-/// (checksum verified). `Ok(Err(_))` is a corrupt record.
+/// Opens segment `seg` for reading: its path, the file and its length.
+fn open_segment(dir: &Path, seg: u64) -> Result<(PathBuf, File, u64), SpoolError> {
+    let path = segment_path(dir, seg);
+    let file = File::open(&path).context(IoSnafu { path: &path })?;
+    let len = file.metadata().context(IoSnafu { path: &path })?.len();
+    Ok((path, file, len))
+}
+
+/// Reads the data of entry `id` at `offset` of segment `seg`, its header checked and its data
+/// checksum verified. `Ok(Err(_))` is a corrupt record.
 pub(crate) fn read_entry(
     dir: &Path,
     seg: u64,
     offset: u64,
     id: EntryId,
-) -> Result<Result<(crate::record::Header, Vec<u8>), &'static str>, SpoolError> {
-    let path = segment_path(dir, seg);
-    let mut file = File::open(&path).context(IoSnafu { path: &path })?;
-    let len = file.metadata().context(IoSnafu { path: &path })?.len();
+) -> Result<Result<Vec<u8>, &'static str>, SpoolError> {
+    let (path, mut file, len) = open_segment(dir, seg)?;
     let mut stored = [0u8; 8];
     if offset + RECORD_PREFIX > len {
         return Ok(Err("record beyond the end of its segment"));
@@ -437,18 +443,13 @@ pub(crate) fn read_entry(
         Ok(h) => h,
         Err(d) => return Ok(Err(d)),
     };
-    match crate::record::read_data(&mut file, &header).context(IoSnafu { path: &path })? {
-        Ok(data) => Ok(Ok((header, data))),
-        Err(d) => Ok(Err(d)),
-    }
+    crate::record::read_data(&mut file, &header).context(IoSnafu { path: &path })
 }
 
 /// The bytes of entry `id` as an entry file would hold them (header and data, unchecked), for
 /// the dead-letter folder. `None` when its header is no longer valid.
 pub(crate) fn raw_entry(dir: &Path, seg: u64, offset: u64) -> Result<Option<Vec<u8>>, SpoolError> {
-    let path = segment_path(dir, seg);
-    let mut file = File::open(&path).context(IoSnafu { path: &path })?;
-    let len = file.metadata().context(IoSnafu { path: &path })?.len();
+    let (path, mut file, len) = open_segment(dir, seg)?;
     let start = offset + RECORD_PREFIX;
     let Ok(header) =
         crate::record::read_header_at(&mut file, start, len).context(IoSnafu { path: &path })?
