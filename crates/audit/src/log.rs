@@ -4,7 +4,7 @@ use std::fs::{File, OpenOptions};
 use std::io::{self, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{mpsc, Arc, Mutex, OnceLock, PoisonError, Weak};
 use std::time::SystemTime;
 
 use snafu::{ResultExt, Snafu};
@@ -191,6 +191,9 @@ struct SyncState {
     stopped: AtomicBool,
     /// `false` under [`SyncPolicy::Never`]: syncing is left to the operating system.
     enabled: bool,
+    /// Requests to the background syncer of [`Syncer::start`], started on first use. It holds
+    /// only a `Weak` of this state and ends when this sender is dropped with it.
+    background: OnceLock<Option<mpsc::Sender<u64>>>,
 }
 
 impl Syncer {
@@ -223,6 +226,33 @@ impl Syncer {
         Ok(())
     }
 
+    /// Starts making line `seq` durable in the background and returns at once, so that the
+    /// `fsync` runs while the caller waits for something else (the spool's own sync); a later
+    /// [`Syncer::sync_through`]`(seq)` then returns as soon as that `fsync` is done (it waits
+    /// on the lock the background `fsync` holds), or syncs itself if the background thread
+    /// has not got to it yet. Requests that queue up while a sync runs share the next one. A
+    /// failure stops the log as in `sync_through`, whose caller sees it. Under
+    /// [`SyncPolicy::Never`] this does nothing.
+    pub fn start(&self, seq: u64) {
+        let s = &*self.inner;
+        if !s.enabled {
+            return;
+        }
+        let sender = s.background.get_or_init(|| {
+            let (tx, rx) = mpsc::channel::<u64>();
+            let state = Arc::downgrade(&self.inner);
+            std::thread::Builder::new()
+                .name("audit-sync".into())
+                .spawn(move || background_syncs(&state, &rx))
+                .ok()
+                .map(|_| tx)
+        });
+        // Without a thread (spawn failed) the caller's own sync_through does the work.
+        if let Some(tx) = sender {
+            let _ = tx.send(seq);
+        }
+    }
+
     /// The `seq` of the last line known to be on disk through this syncer.
     pub fn durable_seq(&self) -> u64 {
         *self
@@ -230,6 +260,21 @@ impl Syncer {
             .durable
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// The background syncer's loop: one `fsync` through the highest `seq` asked for so far, until
+/// the log's state (and with it the only sender) is gone.
+fn background_syncs(state: &Weak<SyncState>, requests: &mpsc::Receiver<u64>) {
+    while let Ok(mut seq) = requests.recv() {
+        while let Ok(later) = requests.try_recv() {
+            seq = seq.max(later);
+        }
+        let Some(inner) = state.upgrade() else {
+            return;
+        };
+        // A failure stops the log; the caller's sync_through reports it.
+        let _ = Syncer { inner }.sync_through(seq);
     }
 }
 
@@ -266,6 +311,7 @@ impl AuditLog {
                 durable: Mutex::new(0),
                 stopped: AtomicBool::new(false),
                 enabled: sync == SyncPolicy::EveryRecord,
+                background: OnceLock::new(),
             }),
         };
         let mut log = AuditLog {
@@ -533,6 +579,46 @@ mod tests {
         assert_eq!(third, 3);
         log.syncer().sync_through(third).unwrap();
         assert_eq!(log.syncer().durable_seq(), 3);
+    }
+
+    #[test]
+    fn a_started_sync_runs_in_the_background_and_ends_with_the_log() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("audit.jsonl");
+        let mut log = AuditLog::open(&path, SyncPolicy::EveryRecord).unwrap();
+        let syncer = log.syncer();
+        let first = log.append_deferred(&record(1)).unwrap();
+        let second = log.append_deferred(&record(2)).unwrap();
+        syncer.start(first);
+        // Nobody calls sync_through: the background thread makes both lines durable.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while syncer.durable_seq() < second {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the background sync never ran"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+        syncer.sync_through(second).unwrap();
+        // The thread holds no strong reference: dropping the log and its syncers frees the
+        // state (and the sender, which ends the thread).
+        let state = Arc::downgrade(&syncer.inner);
+        drop(syncer);
+        drop(log);
+        // (It may still be leaving its last sync, whose strong reference ends with it.)
+        while state.upgrade().is_some() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the background syncer keeps the log alive"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+
+        // Under SyncPolicy::Never there is nothing to start.
+        let mut log = AuditLog::open(&dir.path().join("b.jsonl"), SyncPolicy::Never).unwrap();
+        let seq = log.append_deferred(&record(1)).unwrap();
+        log.syncer().start(seq);
+        assert!(log.syncer().inner.background.get().is_none());
     }
 
     #[test]

@@ -755,14 +755,16 @@ fn process(
             transfer_syntax_out: Some(report.transfer_syntax_out.clone()),
             ..base.clone()
         };
+        // The `queued` line is written once the entry is in its segment and its fsync is
+        // started then, so that it runs while the spool's own sync is waited for; the part
+        // is answered only after both (`audit_wait` below). Should the spool's sync fail, the
+        // `rejected` line that follows says so. `spool` is the time to write the entry.
         let put_started = Instant::now();
-        match inner
+        let mut queued_line = None;
+        let put = inner
             .spool
-            .put(&target.destination, group, &meta_json, bytes)
-        {
-            Ok(id) => {
-                m.queued_bytes.fetch_add(bytes.len() as u64, Relaxed);
-                audit(
+            .put_with(&target.destination, group, &meta_json, bytes, |id| {
+                queued_line = audit_started(
                     inner,
                     &Record {
                         event: Event::Queued,
@@ -771,9 +773,16 @@ fn process(
                             ("deidentify".to_string(), deidentify_ms),
                             ("spool".to_string(), ms_since(put_started)),
                         ])),
-                        ..record
+                        ..record.clone()
                     },
                 );
+            });
+        match put {
+            Ok(_) => {
+                m.queued_bytes.fetch_add(bytes.len() as u64, Relaxed);
+                if let Some(seq) = queued_line {
+                    audit_wait(inner, seq);
+                }
             }
             Err(e) => {
                 let full = matches!(e, SpoolError::Full { .. });
@@ -803,17 +812,33 @@ fn process(
 /// line, never content). The line is written under the log's lock and synced after the lock is
 /// released, so the parts being processed at the same moment share one `fsync` (group commit).
 fn audit(inner: &Inner, record: &Record) {
-    let Some(seq) = audit_unsynced(inner, record) else {
-        return;
-    };
-    let syncer = inner
+    if let Some(seq) = audit_unsynced(inner, record) {
+        audit_wait(inner, seq);
+    }
+}
+
+/// Appends one audit record and starts its `fsync` in the background (see
+/// [`dicom_deid_audit::Syncer::start`]); [`audit_wait`] with the returned `seq` waits for it.
+/// `None` after logging a failure.
+fn audit_started(inner: &Inner, record: &Record) -> Option<u64> {
+    let seq = audit_unsynced(inner, record)?;
+    audit_syncer(inner).start(seq);
+    Some(seq)
+}
+
+/// Returns once audit line `seq` is on disk; a failure is logged.
+fn audit_wait(inner: &Inner, seq: u64) {
+    if let Err(error) = audit_syncer(inner).sync_through(seq) {
+        warn!(message = "Could not write an audit record.", error = %error);
+    }
+}
+
+fn audit_syncer(inner: &Inner) -> dicom_deid_audit::Syncer {
+    inner
         .audit
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner)
-        .syncer();
-    if let Err(error) = syncer.sync_through(seq) {
-        warn!(message = "Could not write an audit record.", error = %error);
-    }
+        .syncer()
 }
 
 /// Appends one audit record without waiting for it to reach the disk and returns its `seq`

@@ -670,6 +670,22 @@ impl Spool {
         meta: &[u8],
         data: &[u8],
     ) -> Result<EntryId, SpoolError> {
+        self.put_with(destination, group, meta, data, |_| {})
+    }
+
+    /// [`Spool::put`], calling `while_syncing(id)` once the entry is written and before the
+    /// wait for its sync — for work that should overlap that wait (the server starts the sync
+    /// of its audit line there). The entry is not durable yet when `while_syncing` runs, and
+    /// may never be if the sync then fails: only `Ok` from this call lets the caller
+    /// acknowledge. Not called when nothing was written.
+    pub fn put_with(
+        &self,
+        destination: &str,
+        group: &str,
+        meta: &[u8],
+        data: &[u8],
+        while_syncing: impl FnOnce(EntryId),
+    ) -> Result<EntryId, SpoolError> {
         check_name("destination", destination)?;
         check_name("group", group)?;
         snafu::ensure!(
@@ -717,9 +733,10 @@ impl Spool {
         }
         let prefix = record::encode_prefix(group, meta, data);
         let queue_sync = inner.queue_sync(destination);
-        let (written, synced) = inner
-            .appender(destination)
-            .append(id, &prefix, data, &queue_sync);
+        let (written, synced) =
+            inner
+                .appender(destination)
+                .append(id, &prefix, data, &queue_sync, || while_syncing(id));
         // Not written: nothing to index. Written but not known durable: the caller must not
         // acknowledge, but the entry is in its segment (at-least-once), so it is indexed.
         let Some((seg, offset)) = written else {

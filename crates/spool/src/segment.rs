@@ -115,16 +115,19 @@ impl Appender {
     /// Returns where it was written — `(segment id, offset of the record)`, `None` when it was
     /// not — and whether it is known durable. A new segment is named after the id of its first
     /// entry, and `dir_sync` makes its name durable before any of its entries is acknowledged.
+    /// `while_syncing` runs once the entry is written, before the wait for its sync.
     pub(crate) fn append(
         &self,
         id: EntryId,
         prefix: &[u8],
         data: &[u8],
         dir_sync: &DirSync,
+        while_syncing: impl FnOnce(),
     ) -> (Option<(u64, u64)>, Result<(), SpoolError>) {
         match self.append_unsynced(id, prefix, data, dir_sync) {
             Err(e) => (None, Err(e)),
             Ok(appended) => {
+                while_syncing();
                 let synced = appended.segment.sync_after(appended.ticket);
                 if synced.is_err() {
                     self.failed.store(true, Ordering::SeqCst);

@@ -739,3 +739,32 @@ fn a_root_is_opened_once_at_a_time() {
     let again = open(dir.path());
     assert_eq!(again.depth().entries, 1);
 }
+
+#[test]
+fn put_with_runs_its_work_after_the_write_and_only_for_a_written_entry() {
+    let dir = tempfile::tempdir().unwrap();
+    let spool = open(dir.path());
+    let mut seen = None;
+    let id = spool
+        .put_with("d", "g", b"meta", b"payload", |id| {
+            // The entry's bytes are in its segment already when the work runs.
+            assert!(in_a_segment(dir.path(), "d", b"payload"));
+            seen = Some(id);
+        })
+        .unwrap();
+    assert_eq!(seen, Some(id), "called once, with the id put returns");
+    let lease = spool.lease("d", 10, BIG).unwrap().pop().unwrap();
+    assert_eq!(lease.id(), id);
+
+    // Refused before anything is written: the work does not run.
+    let tiny_dir = tempfile::tempdir().unwrap();
+    let tiny = Spool::open(tiny_dir.path(), SpoolConfig { max_bytes: 10 }).unwrap();
+    let mut called = false;
+    let refused = tiny.put_with("d", "g", b"", b"x", |_| called = true);
+    assert!(matches!(refused, Err(SpoolError::Full { .. })));
+    assert!(!called);
+    assert!(spool
+        .put_with("../d", "g", b"", b"x", |_| called = true)
+        .is_err());
+    assert!(!called);
+}
