@@ -335,12 +335,28 @@ async fn deliver_batch(shared: Arc<Shared>, leases: Vec<Lease>, _permit: OwnedSe
 
 /// Writes every item still to be sent into the folder (blocking).
 fn write_to_folder(dir: &Path, items: &mut [Item], destination: &str) {
-    for item in items.iter_mut().filter(|i| i.fate.is_none()) {
-        let (Some(meta), Some(data)) = (&item.meta, item.data.take()) else {
-            continue;
-        };
-        let fate = match folder::write_instance(dir, &meta.study_uid, &meta.sop_instance_uid, &data)
-        {
+    let pending: Vec<usize> = (0..items.len())
+        .filter(|&i| items[i].fate.is_none() && items[i].meta.is_some() && items[i].data.is_some())
+        .collect();
+    let written = {
+        let batch: Vec<(&str, &str, &[u8])> = pending
+            .iter()
+            .map(|&i| {
+                let meta = items[i].meta.as_ref().expect("filtered");
+                let data = items[i].data.as_ref().expect("filtered");
+                (
+                    meta.study_uid.as_str(),
+                    meta.sop_instance_uid.as_str(),
+                    &data[..],
+                )
+            })
+            .collect();
+        folder::write_instances(dir, &batch)
+    };
+    for (&i, result) in pending.iter().zip(written) {
+        let item = &mut items[i];
+        item.data = None;
+        let fate = match result {
             Ok(_) => Fate::Delivered { status: None },
             Err(e) if e.kind() == io::ErrorKind::InvalidInput => {
                 dead("invalid UID in spool meta", None)
@@ -468,7 +484,9 @@ struct Tally {
 }
 
 /// Writes the audit line of each delivered or dead-lettered item, then settles its lease
-/// (blocking).
+/// (blocking). The lines of the whole batch are written first and made durable by one sync;
+/// only then are the leases settled, the delivered ones together (one `.settled` sync per
+/// segment): an entry leaves the spool only once its audit line is on disk.
 fn settle(shared: &Shared, items: Vec<Item>, send_ms: f64) -> Tally {
     let name = shared.dest.name.as_str();
     let mut tally = Tally::default();
@@ -476,12 +494,16 @@ fn settle(shared: &Shared, items: Vec<Item>, send_ms: f64) -> Tally {
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_millis() as u64)
         .unwrap_or(0);
+    // Leases whose audit line was written (not yet synced): delivered with its byte count and
+    // latency, or dead-lettered with its reason.
+    let mut delivered: Vec<(Lease, u64, u64)> = Vec::new();
+    let mut dead_letters: Vec<(Lease, String)> = Vec::new();
+    let mut last_seq = None;
     for item in items {
         let Item {
             lease, meta, fate, ..
         } = item;
         let fate = fate.unwrap_or_else(|| retry("not sent".into(), None));
-        let spool_id = lease.id();
         match fate {
             Fate::Hold => {
                 drop(lease); // released; no attempt counted
@@ -503,25 +525,13 @@ fn settle(shared: &Shared, items: Vec<Item>, send_ms: f64) -> Tally {
                     ("queue_to_delivery".to_string(), latency_ms as f64),
                     ("delivery".to_string(), send_ms),
                 ]));
-                if !append(shared, &record, &lease) {
-                    tally.unaudited += 1;
-                    continue; // dropped: released
-                }
-                let bytes = lease.data_len();
-                match lease.ack() {
-                    Ok(()) => {
-                        shared.metrics.observe_delivery(bytes, latency_ms);
-                        tally.delivered += 1;
+                match append(shared, &record, &lease) {
+                    Some(seq) => {
+                        last_seq = Some(seq);
+                        let bytes = lease.data_len();
+                        delivered.push((lease, bytes, latency_ms));
                     }
-                    Err(e) => {
-                        error!(
-                            message = "Delivered, but could not delete the entry from the spool; it will be sent again.",
-                            destination = name,
-                            spool_id = %spool_id,
-                            error = %e
-                        );
-                        tally.unsettled += 1;
-                    }
+                    None => tally.unaudited += 1, // dropped: released
                 }
             }
             Fate::Dead { reason, status } => {
@@ -536,48 +546,97 @@ fn settle(shared: &Shared, items: Vec<Item>, send_ms: f64) -> Tally {
                     ("queue_to_dead_letter".to_string(), waited_ms as f64),
                     ("delivery".to_string(), send_ms),
                 ]));
-                if !append(shared, &record, &lease) {
-                    tally.unaudited += 1;
-                    continue;
-                }
-                match lease.dead_letter(&reason) {
-                    Ok(()) => {
-                        warn!(
-                            message = "Instance dead-lettered.",
-                            destination = name,
-                            spool_id = %spool_id,
-                            reason = %reason
-                        );
-                        shared.metrics.dead_lettered.fetch_add(1, Ordering::Relaxed);
-                        tally.dead_lettered += 1;
+                match append(shared, &record, &lease) {
+                    Some(seq) => {
+                        last_seq = Some(seq);
+                        dead_letters.push((lease, reason));
                     }
-                    Err(e) => {
-                        error!(
-                            message = "Could not move an entry to the dead-letter folder.",
-                            destination = name,
-                            spool_id = %spool_id,
-                            error = %e
-                        );
-                        tally.unsettled += 1;
-                    }
+                    None => tally.unaudited += 1,
                 }
+            }
+        }
+    }
+    let Some(last_seq) = last_seq else {
+        return tally;
+    };
+    let syncer = shared
+        .audit
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .syncer();
+    if let Err(e) = syncer.sync_through(last_seq) {
+        let released = delivered.len() + dead_letters.len();
+        error!(
+            message = "Could not write the audit lines of a batch; its entries stay queued.",
+            destination = name,
+            instances = released,
+            error = %e
+        );
+        tally.unaudited += released;
+        return tally; // the leases are dropped: released
+    }
+
+    let (leases, sizes): (Vec<Lease>, Vec<(u64, u64)>) = delivered
+        .into_iter()
+        .map(|(lease, bytes, latency)| (lease, (bytes, latency)))
+        .unzip();
+    let ids: Vec<_> = leases.iter().map(Lease::id).collect();
+    for ((result, (bytes, latency_ms)), spool_id) in
+        Lease::ack_all(leases).into_iter().zip(sizes).zip(ids)
+    {
+        match result {
+            Ok(()) => {
+                shared.metrics.observe_delivery(bytes, latency_ms);
+                tally.delivered += 1;
+            }
+            Err(e) => {
+                error!(
+                    message = "Delivered, but could not delete the entry from the spool; it will be sent again.",
+                    destination = name,
+                    spool_id = %spool_id,
+                    error = %e
+                );
+                tally.unsettled += 1;
+            }
+        }
+    }
+    for (lease, reason) in dead_letters {
+        let spool_id = lease.id();
+        match lease.dead_letter(&reason) {
+            Ok(()) => {
+                warn!(
+                    message = "Instance dead-lettered.",
+                    destination = name,
+                    spool_id = %spool_id,
+                    reason = %reason
+                );
+                shared.metrics.dead_lettered.fetch_add(1, Ordering::Relaxed);
+                tally.dead_lettered += 1;
+            }
+            Err(e) => {
+                error!(
+                    message = "Could not move an entry to the dead-letter folder.",
+                    destination = name,
+                    spool_id = %spool_id,
+                    error = %e
+                );
+                tally.unsettled += 1;
             }
         }
     }
     tally
 }
 
-/// Appends `record` and returns once it is on disk; on failure says so and returns `false`
-/// (the caller releases the lease). The `fsync` runs after the log's lock is released, shared
-/// with every other writer waiting at that moment (group commit).
-fn append(shared: &Shared, record: &Record, lease: &Lease) -> bool {
-    let written = {
-        let mut log = shared.audit.lock().unwrap_or_else(PoisonError::into_inner);
-        log.append_deferred(record).map(|seq| (seq, log.syncer()))
-    };
-    let result = written.and_then(|(seq, syncer)| syncer.sync_through(seq));
-    match result {
-        Ok(_) => true,
+/// Appends `record` without syncing it and returns its `seq` (the caller syncs the batch); on
+/// failure says so and returns `None` (the caller releases the lease).
+fn append(shared: &Shared, record: &Record, lease: &Lease) -> Option<u64> {
+    let written = shared
+        .audit
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .append_deferred(record);
+    match written {
+        Ok(seq) => Some(seq),
         Err(e) => {
             error!(
                 message = "Could not write the audit line; the entry stays queued.",
@@ -585,7 +644,7 @@ fn append(shared: &Shared, record: &Record, lease: &Lease) -> bool {
                 spool_id = %lease.id(),
                 error = %e
             );
-            false
+            None
         }
     }
 }

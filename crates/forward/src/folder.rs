@@ -18,38 +18,90 @@ static TEMPS: AtomicU64 = AtomicU64::new(0);
 ///
 /// `study` and `sop` must be UIDs ([`is_uid`]): anything else is refused with
 /// `InvalidInput`, so no value can name a path outside `dir`.
+#[cfg(test)]
 pub(crate) fn write_instance(
     dir: &Path,
     study: &str,
     sop: &str,
     data: &[u8],
 ) -> io::Result<PathBuf> {
-    if !is_uid(study) || !is_uid(sop) {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidInput,
-            "not a UID (digits and dots, at most 64)",
-        ));
-    }
-    let study_dir = dir.join(study);
-    ensure_dir(dir, &study_dir)?;
-    let path = study_dir.join(format!("{sop}.dcm"));
-    let tmp = study_dir.join(format!(
-        ".{sop}.{}-{}.tmp",
-        std::process::id(),
-        TEMPS.fetch_add(1, Ordering::Relaxed)
-    ));
-    let written = (|| {
-        let mut file = OpenOptions::new().write(true).create_new(true).open(&tmp)?;
-        file.write_all(data)?;
-        file.sync_all()?;
-        fs::rename(&tmp, &path)
-    })();
-    if let Err(e) = written {
-        let _ = fs::remove_file(&tmp);
-        return Err(e);
-    }
-    sync_dir(&study_dir)?;
-    Ok(path)
+    write_instances(dir, &[(study, sop, data)])
+        .pop()
+        .expect("one result per instance")
+}
+
+/// [`write_instance`] for a batch, one result per instance in order: every temporary file is
+/// written and fsynced, then each is renamed into place, then each study folder touched is
+/// fsynced once — one directory fsync per study of the batch rather than one per instance.
+/// A result is `Ok` only once the file's data and its name are durable.
+pub(crate) fn write_instances(
+    dir: &Path,
+    batch: &[(&str, &str, &[u8])],
+) -> Vec<io::Result<PathBuf>> {
+    // Temporary files, written and synced.
+    let staged: Vec<io::Result<(PathBuf, PathBuf, PathBuf)>> = batch
+        .iter()
+        .map(|&(study, sop, data)| {
+            if !is_uid(study) || !is_uid(sop) {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    "not a UID (digits and dots, at most 64)",
+                ));
+            }
+            let study_dir = dir.join(study);
+            ensure_dir(dir, &study_dir)?;
+            let path = study_dir.join(format!("{sop}.dcm"));
+            let tmp = study_dir.join(format!(
+                ".{sop}.{}-{}.tmp",
+                std::process::id(),
+                TEMPS.fetch_add(1, Ordering::Relaxed)
+            ));
+            let written = (|| {
+                let mut file = OpenOptions::new().write(true).create_new(true).open(&tmp)?;
+                file.write_all(data)?;
+                file.sync_data()
+            })();
+            match written {
+                Ok(()) => Ok((study_dir, tmp, path)),
+                Err(e) => {
+                    let _ = fs::remove_file(&tmp);
+                    Err(e)
+                }
+            }
+        })
+        .collect();
+    // Into place.
+    let renamed: Vec<io::Result<(PathBuf, PathBuf)>> = staged
+        .into_iter()
+        .map(|staged| {
+            let (study_dir, tmp, path) = staged?;
+            if let Err(e) = fs::rename(&tmp, &path) {
+                let _ = fs::remove_file(&tmp);
+                return Err(e);
+            }
+            Ok((study_dir, path))
+        })
+        .collect();
+    // Each study folder once; its outcome is that of every name in it.
+    let mut synced: Vec<(PathBuf, io::Result<()>)> = Vec::new();
+    renamed
+        .into_iter()
+        .map(|renamed| {
+            let (study_dir, path) = renamed?;
+            let at = match synced.iter().position(|(d, _)| *d == study_dir) {
+                Some(at) => at,
+                None => {
+                    let result = sync_dir(&study_dir);
+                    synced.push((study_dir, result));
+                    synced.len() - 1
+                }
+            };
+            match &synced[at].1 {
+                Ok(()) => Ok(path),
+                Err(e) => Err(io::Error::new(e.kind(), e.to_string())),
+            }
+        })
+        .collect()
 }
 
 /// Makes sure `dir` and `dir/<study>` exist, with durable directory entries.
@@ -111,6 +163,47 @@ mod tests {
         }
         assert!(!dir.exists(), "nothing was created");
         assert_eq!(fs::read_dir(root.path()).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn a_batch_is_written_whole_and_a_bad_instance_does_not_stop_the_others() {
+        let root = tempfile::tempdir().unwrap();
+        let dir = root.path().join("out");
+        let results = write_instances(
+            &dir,
+            &[
+                ("2.25.1", "2.25.10", b"a"),
+                ("2.25.1", "../escape", b"b"),
+                ("2.25.2", "2.25.20", b"c"),
+                ("2.25.1", "2.25.11", b"d"),
+            ],
+        );
+        assert_eq!(results.len(), 4);
+        assert_eq!(
+            results[0].as_ref().unwrap(),
+            &dir.join("2.25.1/2.25.10.dcm")
+        );
+        assert_eq!(
+            results[1].as_ref().unwrap_err().kind(),
+            io::ErrorKind::InvalidInput
+        );
+        assert_eq!(
+            results[2].as_ref().unwrap(),
+            &dir.join("2.25.2/2.25.20.dcm")
+        );
+        assert_eq!(fs::read(dir.join("2.25.1/2.25.11.dcm")).unwrap(), b"d");
+        assert_eq!(fs::read(dir.join("2.25.2/2.25.20.dcm")).unwrap(), b"c");
+        let mut names: Vec<_> = fs::read_dir(dir.join("2.25.1"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        names.sort();
+        assert_eq!(
+            names,
+            ["2.25.10.dcm", "2.25.11.dcm"],
+            "no temporary file left"
+        );
+        assert!(write_instances(&dir, &[]).is_empty());
     }
 
     #[test]
