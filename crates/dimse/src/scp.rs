@@ -185,6 +185,10 @@ struct Inbound {
     command_pc: Option<u8>,
     pending: Option<Pending>,
     metrics: Arc<ScpMetrics>,
+    /// The data set length of the last instance received whole on this association: the next
+    /// one's buffer starts that large (the instances of a series usually are), so that it is
+    /// not copied as it grows.
+    size_hint: u64,
 }
 
 impl Inbound {
@@ -219,7 +223,7 @@ impl Inbound {
                 let cmd = command::parse(&self.command).map_err(|e| e.0)?;
                 self.command.clear();
                 let pc = self.command_pc.take().expect("set above");
-                let data = match (cmd.command_field, contexts.get(&pc)) {
+                let mut data = match (cmd.command_field, contexts.get(&pc)) {
                     (C_STORE_RQ, Some((abstract_syntax, ts)))
                         if cmd.has_data_set() && *abstract_syntax == cmd.affected_sop_class =>
                     {
@@ -233,7 +237,10 @@ impl Inbound {
                     }
                     _ => None,
                 };
-                let held = data.as_ref().map(|_| Held::new(&self.metrics));
+                let mut held = data.as_ref().map(|_| Held::new(&self.metrics));
+                if let (Some(data), Some(held)) = (data.as_mut(), held.as_mut()) {
+                    presize(data, held, self.size_hint, config);
+                }
                 let pending = Pending {
                     cmd,
                     pc,
@@ -275,12 +282,26 @@ impl Inbound {
                     }
                 }
                 if pdv.is_last {
+                    if pending.data.is_some() {
+                        self.size_hint = pending.received;
+                    }
                     Ok(Step::Message(self.pending.take().expect("checked above")))
                 } else {
                     Ok(Step::Nothing)
                 }
             }
         }
+    }
+}
+
+/// Reserves room for a data set of `hint` bytes after the envelope in `data`, if the receive
+/// memory has it (never more than the largest instance); otherwise `data` grows as PDVs come.
+fn presize(data: &mut Vec<u8>, held: &mut Held, hint: u64, config: &ScpConfig) {
+    let hint = hint.min(config.max_instance_bytes);
+    let capacity = data.capacity() as u64;
+    let target = data.len() as u64 + hint;
+    if target > capacity && held.grow(target - capacity, config.max_receive_bytes) {
+        data.reserve_exact(target as usize - data.len());
     }
 }
 
@@ -421,6 +442,7 @@ async fn serve_association<S, T>(
         command_pc: None,
         pending: None,
         metrics: metrics.clone(),
+        size_hint: 0,
     };
     let mut index = 0u64;
     let (mut stored, mut refused) = (0u64, 0u64);
@@ -601,6 +623,7 @@ mod tests {
             command_pc: None,
             pending: None,
             metrics: metrics.clone(),
+            size_hint: 0,
         }
     }
 
@@ -713,6 +736,53 @@ mod tests {
         assert!(!next.no_room && next.data.is_some());
         drop(next);
         assert_eq!(receiving(&metrics), 0);
+    }
+
+    #[test]
+    fn the_next_instance_starts_as_large_as_the_last_and_is_not_copied_as_it_grows() {
+        let (config, contexts, metrics) = setup(1 << 20, 1 << 30);
+        let mut a = inbound(&metrics);
+        start(&mut a, &contexts, &config);
+        let Step::Message(first) = data(&mut a, 300 << 10, true, &contexts, &config) else {
+            panic!("message did not complete");
+        };
+        drop(first);
+        assert_eq!(receiving(&metrics), 0);
+
+        // The second instance's buffer is sized (and its share taken) at its command.
+        start(&mut a, &contexts, &config);
+        let pending = a.pending.as_ref().unwrap();
+        let buffer = pending.data.as_ref().unwrap();
+        let envelope = buffer.len();
+        assert!(buffer.capacity() >= envelope + (300 << 10));
+        assert!(receiving(&metrics) >= 300 << 10);
+        let at = buffer.as_ptr();
+        for _ in 0..2 {
+            assert!(matches!(
+                data(&mut a, 100 << 10, false, &contexts, &config),
+                Step::Nothing
+            ));
+        }
+        let Step::Message(second) = data(&mut a, 100 << 10, true, &contexts, &config) else {
+            panic!("message did not complete");
+        };
+        let buffer = second.data.as_ref().unwrap();
+        assert_eq!(buffer.len(), envelope + (300 << 10));
+        assert_eq!(buffer.as_ptr(), at, "the buffer was reallocated");
+        drop(second);
+        assert_eq!(receiving(&metrics), 0);
+
+        // When the receive memory cannot hold the hint, nothing is reserved up front and the
+        // instance still arrives whole.
+        let (config, contexts, metrics) = setup(1 << 20, 200 << 10);
+        let mut b = inbound(&metrics);
+        b.size_hint = 300 << 10;
+        start(&mut b, &contexts, &config);
+        assert_eq!(receiving(&metrics), 0);
+        let Step::Message(m) = data(&mut b, 100 << 10, true, &contexts, &config) else {
+            panic!("message did not complete");
+        };
+        assert!(!m.no_room && m.data.is_some());
     }
 
     #[test]
