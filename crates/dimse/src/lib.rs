@@ -13,7 +13,9 @@
 //!   allow, with "calling AE title not recognized"; one association too many with (transient,
 //!   service provider (presentation), "local limit exceeded").
 //! - **C-STORE**: the data set is collected (bounded by [`ScpConfig::max_instance_bytes`], and
-//!   all associations' buffers together by [`ScpConfig::max_receive_bytes`]),
+//!   all associations' buffers together by [`ScpConfig::max_receive_bytes`]; once the
+//!   association is established its PDUs are read by this crate, each data fragment straight
+//!   into the instance's buffer, which starts as large as the association's previous instance),
 //!   wrapped in a Part 10 envelope (preamble, `DICM`, file meta from the command and the
 //!   presentation context) and given to [`Store::store`]; the C-STORE-RSP goes out only when the
 //!   store has answered. Success is `0x0000`; a refusal carries the store's status (`0xA700` out
@@ -22,8 +24,9 @@
 //!   instance does not end the association.
 //! - **C-ECHO** is answered with Success.
 //! - **Aborts**: bytes that are not a valid PDU, a PDU larger than the negotiated maximum, a
-//!   DIMSE message out of order, or a peer silent for [`ScpConfig::idle_timeout`] in the middle
-//!   of anything end *that* association with A-ABORT (or a closed socket); the others go on.
+//!   DIMSE message out of order, or a peer that does not complete a PDU within
+//!   [`ScpConfig::idle_timeout`] of its being awaited (silent between messages or in the middle
+//!   of one) end *that* association with A-ABORT (or a closed socket); the others go on.
 //!
 //! - **TLS** (the DICOM TLS profile, PS3.15 B.1/B.9): with [`ScpConfig::tls`] set, every
 //!   connection must first complete a TLS handshake (rustls; the caller's configuration says
@@ -67,6 +70,7 @@ mod scp;
 pub mod sop;
 #[cfg(feature = "testing")]
 pub mod testing;
+mod wire;
 
 use std::future::Future;
 use std::net::{IpAddr, SocketAddr};

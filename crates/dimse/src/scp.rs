@@ -21,6 +21,7 @@ use tokio::sync::watch;
 use tracing::{debug, info, warn};
 
 use crate::command::{self, Command, C_ECHO_RQ, C_STORE_RQ, MAX_COMMAND_BYTES};
+use crate::wire;
 use crate::{meta, sop, status, ScpConfig, ScpMetrics, Store, StoreOutcome, StoreRequest};
 
 pub(crate) struct Ctx<S> {
@@ -191,80 +192,78 @@ struct Inbound {
     size_hint: u64,
 }
 
+/// Where the bytes of the PDV being read go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Target {
+    /// [`Inbound::command`].
+    Command,
+    /// The pending message's data set buffer.
+    Data,
+    /// Nowhere: the data set is refused (too large, or no receive memory) and drained.
+    Drain,
+}
+
 impl Inbound {
+    /// Feeds one whole PDV (tests: the association reads PDVs straight from the wire with
+    /// [`Inbound::begin`] and [`Inbound::finish`]).
+    #[cfg(test)]
     fn feed(
         &mut self,
         pdv: PDataValue,
         contexts: &Contexts,
         config: &ScpConfig,
     ) -> Result<Step, &'static str> {
-        if !contexts.contains_key(&pdv.presentation_context_id) {
+        let target = self.begin(
+            pdv.presentation_context_id,
+            pdv.value_type,
+            pdv.data.len(),
+            contexts,
+            config,
+        )?;
+        match target {
+            Target::Command => self.command.extend_from_slice(&pdv.data),
+            Target::Data => self.data_buffer().extend_from_slice(&pdv.data),
+            Target::Drain => {}
+        }
+        self.finish(pdv.is_last, contexts, config)
+    }
+
+    /// A PDV of `len` bytes begins: checks it against the state of the message and the
+    /// limits, makes room for it, and says where its bytes go.
+    fn begin(
+        &mut self,
+        pc: u8,
+        value_type: PDataValueType,
+        len: usize,
+        contexts: &Contexts,
+        config: &ScpConfig,
+    ) -> Result<Target, &'static str> {
+        if !contexts.contains_key(&pc) {
             return Err("a PDV on a presentation context that was not accepted");
         }
-        match pdv.value_type {
+        match value_type {
             PDataValueType::Command => {
                 if self.pending.is_some() {
                     return Err("a command fragment while a data set was expected");
                 }
-                if self
-                    .command_pc
-                    .is_some_and(|pc| pc != pdv.presentation_context_id)
-                {
+                if self.command_pc.is_some_and(|known| known != pc) {
                     return Err("command fragments on different presentation contexts");
                 }
-                if self.command.len() + pdv.data.len() > MAX_COMMAND_BYTES {
+                if self.command.len() + len > MAX_COMMAND_BYTES {
                     return Err("the command set is too large");
                 }
-                self.command_pc = Some(pdv.presentation_context_id);
-                self.command.extend_from_slice(&pdv.data);
-                if !pdv.is_last {
-                    return Ok(Step::Nothing);
-                }
-                let cmd = command::parse(&self.command).map_err(|e| e.0)?;
-                self.command.clear();
-                let pc = self.command_pc.take().expect("set above");
-                let mut data = match (cmd.command_field, contexts.get(&pc)) {
-                    (C_STORE_RQ, Some((abstract_syntax, ts)))
-                        if cmd.has_data_set() && *abstract_syntax == cmd.affected_sop_class =>
-                    {
-                        Some(meta::envelope(
-                            &cmd.affected_sop_class,
-                            &cmd.affected_sop_instance,
-                            ts,
-                            &config.implementation_class_uid,
-                            &config.implementation_version_name,
-                        ))
-                    }
-                    _ => None,
-                };
-                let mut held = data.as_ref().map(|_| Held::new(&self.metrics));
-                if let (Some(data), Some(held)) = (data.as_mut(), held.as_mut()) {
-                    presize(data, held, self.size_hint, config);
-                }
-                let pending = Pending {
-                    cmd,
-                    pc,
-                    data,
-                    held,
-                    received: 0,
-                    too_large: false,
-                    no_room: false,
-                };
-                if pending.cmd.has_data_set() {
-                    self.pending = Some(pending);
-                    Ok(Step::Nothing)
-                } else {
-                    Ok(Step::Message(pending))
-                }
+                self.command_pc = Some(pc);
+                self.command.reserve(len);
+                Ok(Target::Command)
             }
             PDataValueType::Data => {
                 let Some(pending) = self.pending.as_mut() else {
                     return Err("a data fragment without a command");
                 };
-                if pending.pc != pdv.presentation_context_id {
+                if pending.pc != pc {
                     return Err("a data fragment on another presentation context");
                 }
-                pending.received += pdv.data.len() as u64;
+                pending.received += len as u64;
                 if pending.received > config.max_instance_bytes {
                     pending.too_large = true;
                     pending.data = None;
@@ -272,25 +271,83 @@ impl Inbound {
                 } else if let (Some(data), Some(held)) =
                     (pending.data.as_mut(), pending.held.as_mut())
                 {
-                    let before = pending.received - pdv.data.len() as u64;
-                    if grow(data, held, pdv.data.len(), before, config) {
-                        data.extend_from_slice(&pdv.data);
-                    } else {
-                        pending.no_room = true;
-                        pending.data = None;
-                        pending.held = None;
+                    let before = pending.received - len as u64;
+                    if grow(data, held, len, before, config) {
+                        return Ok(Target::Data);
                     }
+                    pending.no_room = true;
+                    pending.data = None;
+                    pending.held = None;
                 }
-                if pdv.is_last {
-                    if pending.data.is_some() {
-                        self.size_hint = pending.received;
-                    }
-                    Ok(Step::Message(self.pending.take().expect("checked above")))
-                } else {
-                    Ok(Step::Nothing)
-                }
+                Ok(Target::Drain)
             }
         }
+    }
+
+    /// The data set buffer of the pending message ([`Target::Data`]).
+    fn data_buffer(&mut self) -> &mut Vec<u8> {
+        self.pending
+            .as_mut()
+            .and_then(|p| p.data.as_mut())
+            .expect("begin said the data set is kept")
+    }
+
+    /// The PDV begun last has been read whole: what the PDV stream has produced.
+    fn finish(
+        &mut self,
+        is_last: bool,
+        contexts: &Contexts,
+        config: &ScpConfig,
+    ) -> Result<Step, &'static str> {
+        let Some(pending) = self.pending.as_mut() else {
+            // A command fragment.
+            if !is_last {
+                return Ok(Step::Nothing);
+            }
+            let cmd = command::parse(&self.command).map_err(|e| e.0)?;
+            self.command.clear();
+            let pc = self.command_pc.take().expect("set by begin");
+            let mut data = match (cmd.command_field, contexts.get(&pc)) {
+                (C_STORE_RQ, Some((abstract_syntax, ts)))
+                    if cmd.has_data_set() && *abstract_syntax == cmd.affected_sop_class =>
+                {
+                    Some(meta::envelope(
+                        &cmd.affected_sop_class,
+                        &cmd.affected_sop_instance,
+                        ts,
+                        &config.implementation_class_uid,
+                        &config.implementation_version_name,
+                    ))
+                }
+                _ => None,
+            };
+            let mut held = data.as_ref().map(|_| Held::new(&self.metrics));
+            if let (Some(data), Some(held)) = (data.as_mut(), held.as_mut()) {
+                presize(data, held, self.size_hint, config);
+            }
+            let pending = Pending {
+                cmd,
+                pc,
+                data,
+                held,
+                received: 0,
+                too_large: false,
+                no_room: false,
+            };
+            if pending.cmd.has_data_set() {
+                self.pending = Some(pending);
+                return Ok(Step::Nothing);
+            }
+            return Ok(Step::Message(pending));
+        };
+        // A data fragment.
+        if !is_last {
+            return Ok(Step::Nothing);
+        }
+        if pending.data.is_some() {
+            self.size_hint = pending.received;
+        }
+        Ok(Step::Message(self.pending.take().expect("checked above")))
     }
 }
 
@@ -446,23 +503,80 @@ async fn serve_association<S, T>(
     };
     let mut index = 0u64;
     let (mut stored, mut refused) = (0u64, 0u64);
+    let max_pdu = config.max_pdu.clamp(crate::MIN_MAX_PDU, crate::MAX_MAX_PDU);
     let abort_reason: Option<String> = 'outer: loop {
-        let pdu = tokio::select! {
-            r = assoc.receive() => r,
+        // The whole PDU is due within the idle timeout from when it is awaited.
+        let deadline = tokio::time::Instant::now() + config.idle_timeout;
+        let mut head = [0u8; 6];
+        let got = tokio::select! {
+            r = wire::read_exact(assoc.inner_stream(), &mut head, deadline) => r,
             _ = stop.wait_for(|s| *s) => break 'outer Some("the gateway is shutting down".into()),
         };
-        let data = match pdu {
-            Ok(Pdu::PData { data }) => data,
-            Ok(Pdu::ReleaseRQ) => {
+        if let Err(reason) = got {
+            break Some(reason.into());
+        }
+        let len = u32::from_be_bytes([head[2], head[3], head[4], head[5]]);
+        match head[0] {
+            wire::P_DATA_TF => {}
+            wire::A_RELEASE_RQ => {
+                let mut reserved = [0u8; 4];
+                if len != 4 {
+                    break Some("unreadable PDU: malformed A-RELEASE-RQ".into());
+                }
+                if let Err(reason) =
+                    wire::read_exact(assoc.inner_stream(), &mut reserved, deadline).await
+                {
+                    break Some(reason.into());
+                }
                 let _ = assoc.send(&Pdu::ReleaseRP).await;
                 break None;
             }
-            Ok(Pdu::AbortRQ { .. }) => break Some("aborted by the peer".into()),
-            Ok(_) => break Some("unexpected PDU".into()),
-            Err(e) => break Some(describe(&e)),
-        };
-        for pdv in data {
-            let message = match inbound.feed(pdv, &contexts, config) {
+            wire::A_ABORT => break Some("aborted by the peer".into()),
+            1..=7 => break Some("unexpected PDU".into()),
+            _ => break Some("unknown PDU type".into()),
+        }
+        if len > max_pdu {
+            break Some("unreadable PDU: longer than the negotiated maximum".into());
+        }
+        // The PDV items, each read straight to where its bytes go.
+        let mut left = len as usize;
+        while left > 0 {
+            let mut item = [0u8; 6];
+            if left < item.len() {
+                break 'outer Some("unreadable PDU: a PDV item runs past its PDU".into());
+            }
+            if let Err(reason) = wire::read_exact(assoc.inner_stream(), &mut item, deadline).await {
+                break 'outer Some(reason.into());
+            }
+            let item_len = u32::from_be_bytes([item[0], item[1], item[2], item[3]]) as usize;
+            if item_len < 2 || item_len > left - 4 {
+                break 'outer Some("unreadable PDU: a PDV item runs past its PDU".into());
+            }
+            left -= 4 + item_len;
+            let (pc, control, n) = (item[4], item[5], item_len - 2);
+            let value_type = if control & 0x01 != 0 {
+                PDataValueType::Command
+            } else {
+                PDataValueType::Data
+            };
+            let target = match inbound.begin(pc, value_type, n, &contexts, config) {
+                Ok(t) => t,
+                Err(reason) => break 'outer Some(reason.into()),
+            };
+            let read = match target {
+                Target::Command => {
+                    wire::read_append(assoc.inner_stream(), &mut inbound.command, n, deadline).await
+                }
+                Target::Data => {
+                    let buffer = inbound.data_buffer();
+                    wire::read_append(assoc.inner_stream(), buffer, n, deadline).await
+                }
+                Target::Drain => wire::skip(assoc.inner_stream(), n, deadline).await,
+            };
+            if let Err(reason) = read {
+                break 'outer Some(reason.into());
+            }
+            let message = match inbound.finish(control & 0x02 != 0, &contexts, config) {
                 Ok(Step::Nothing) => continue,
                 Ok(Step::Message(m)) => m,
                 Err(reason) => break 'outer Some(reason.into()),

@@ -397,6 +397,28 @@ async fn garbage_stalls_and_oversized_pdus_abort_only_their_own_association() {
     let rest = read_to_close(&mut mid).await;
     assert_eq!(rest.first(), Some(&0x07), "A-ABORT after the idle timeout");
 
+    // A PDV item that claims more bytes than its PDU holds, and an unknown PDU type: A-ABORT.
+    for pdu in [
+        [
+            &[0x04, 0, 0, 0, 0, 10][..],
+            &[0, 0, 0, 100, 1, 0x03],
+            &[0; 4],
+        ]
+        .concat(),
+        vec![0x0A, 0, 0, 0, 0, 0],
+    ] {
+        let mut bad = TcpStream::connect(("127.0.0.1", scp.port)).await.unwrap();
+        bad.write_all(&rq).await.unwrap();
+        let mut head = [0u8; 6];
+        bad.read_exact(&mut head).await.unwrap();
+        let len = u32::from_be_bytes(head[2..6].try_into().unwrap()) as usize;
+        let mut ac = vec![0u8; len];
+        bad.read_exact(&mut ac).await.unwrap();
+        bad.write_all(&pdu).await.unwrap();
+        let rest = read_to_close(&mut bad).await;
+        assert_eq!(rest.first(), Some(&0x07), "A-ABORT for {pdu:02X?}");
+    }
+
     let r = good.await.unwrap();
     assert!(
         r.ok,
@@ -412,7 +434,7 @@ async fn garbage_stalls_and_oversized_pdus_abort_only_their_own_association() {
         scp.metrics
             .associations_aborted
             .load(std::sync::atomic::Ordering::Relaxed)
-            >= 4
+            >= 6
     );
     scp.stop().await;
 }
