@@ -19,16 +19,16 @@ use dicom_deid_dimse::testing::{
     corpus_groups, dcmtk, describe, proposal, run_tool, scu_args, store_responses,
 };
 use dicom_deid_server::config::RawConfig;
-use dicom_deid_testpeers::free_port;
 use dicom_deid_wire::testing::dcm_files;
 
 async fn start(extra: &str) -> InProcess {
-    let dimse_port = free_port();
-    let text = format!(
-        "listen = \"127.0.0.1:0\"\ndata_dir = \"data\"\n\n[dimse]\nlisten = \"127.0.0.1:{dimse_port}\"\n\
-         max_associations = 16\n{extra}\n[[dimse.peers]]\nae_title = \"MODALITY\"\nroute = \"default\"\n"
-    );
-    InProcess::start(tempfile::tempdir().unwrap(), &text, dimse_port).await
+    InProcess::start(tempfile::tempdir().unwrap(), |dimse_port| {
+        format!(
+            "listen = \"127.0.0.1:0\"\ndata_dir = \"data\"\n\n[dimse]\nlisten = \"127.0.0.1:{dimse_port}\"\n\
+             max_associations = 16\n{extra}\n[[dimse.peers]]\nae_title = \"MODALITY\"\nroute = \"default\"\n"
+        )
+    })
+    .await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

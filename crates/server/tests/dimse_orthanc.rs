@@ -19,7 +19,7 @@ use common::{instance, text_of, InProcess, FORBIDDEN, STUDY};
 use dicom_deid_dimse::testing::{
     corpus_groups, dcmtk, describe, proposal, run_tool, scu_args, store_responses,
 };
-use dicom_deid_testpeers::{free_port, Orthanc};
+use dicom_deid_testpeers::Orthanc;
 
 /// How many instances the study has.
 const COUNT: usize = 5;
@@ -36,16 +36,22 @@ async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> 
 struct Gateway(InProcess);
 
 impl Gateway {
-    async fn start(destination: &Orthanc, dimse_port: u16, peer: &str) -> Gateway {
-        let text = format!(
-            "listen = \"127.0.0.1:0\"\ndata_dir = \"data\"\n\n\
-             [[routes]]\nname = \"default\"\npath = \"\"\nprofile = \"basic\"\ndestinations = [\"orthanc\"]\n\n\
-             [[destinations]]\nname = \"orthanc\"\nkind = \"stow\"\nurl = \"{}\"\n\n\
-             [dimse]\nlisten = \"127.0.0.1:{dimse_port}\"\nae_title = \"DEID\"\nmax_associations = 16\n\n\
-             [[dimse.peers]]\nae_title = \"{peer}\"\nroute = \"default\"\naddresses = [\"127.0.0.1\"]\n",
-            destination.dicomweb_url()
-        );
-        Gateway(InProcess::start(tempfile::tempdir().unwrap(), &text, dimse_port).await)
+    async fn start(destination: &Orthanc, peer: &str) -> Gateway {
+        let url = destination.dicomweb_url();
+        let text = |dimse_port: u16| {
+            format!(
+                "listen = \"127.0.0.1:0\"\ndata_dir = \"data\"\n\n\
+                 [[routes]]\nname = \"default\"\npath = \"\"\nprofile = \"basic\"\ndestinations = [\"orthanc\"]\n\n\
+                 [[destinations]]\nname = \"orthanc\"\nkind = \"stow\"\nurl = \"{url}\"\n\n\
+                 [dimse]\nlisten = \"127.0.0.1:{dimse_port}\"\nae_title = \"DEID\"\nmax_associations = 16\n\n\
+                 [[dimse.peers]]\nae_title = \"{peer}\"\nroute = \"default\"\naddresses = [\"127.0.0.1\"]\n"
+            )
+        };
+        Gateway(InProcess::start(tempfile::tempdir().unwrap(), text).await)
+    }
+
+    fn dimse_port(&self) -> u16 {
+        self.0.dimse_port
     }
 
     fn audit(&self) -> Vec<serde_json::Value> {
@@ -76,8 +82,8 @@ async fn orthanc_sends_a_study_with_modalities_store_and_it_arrives_deidentified
     let destination = Arc::new(destination);
 
     // The gateway: DIMSE from the source's AE title, STOW to the destination.
-    let dimse_port = free_port();
-    let gw = Gateway::start(&destination, dimse_port, SOURCE_AET).await;
+    let gw = Gateway::start(&destination, SOURCE_AET).await;
+    let dimse_port = gw.dimse_port();
 
     // The source, with the gateway as modality "deid", holding one study.
     let source = Orthanc::builder()
@@ -200,8 +206,8 @@ async fn storescu_sends_the_corpus_through_the_gateway_into_orthanc_deidentified
         return;
     }
     let destination = Arc::new(Orthanc::start().expect("Orthanc is available"));
-    let dimse_port = free_port();
-    let gw = Gateway::start(&destination, dimse_port, "MODALITY").await;
+    let gw = Gateway::start(&destination, "MODALITY").await;
+    let dimse_port = gw.dimse_port();
 
     // One storescu per transfer syntax, all at once; -nh: go on after a refusal.
     let mut runs = Vec::new();

@@ -103,35 +103,47 @@ pub struct InProcess {
 }
 
 impl InProcess {
-    /// Writes `text` to `dir/gateway.toml`, starts the gateway from it and returns once its
-    /// C-STORE SCP on `dimse_port` accepts connections (or after 5 s of trying).
-    pub async fn start(dir: tempfile::TempDir, text: &str, dimse_port: u16) -> InProcess {
-        let path = dir.path().join("gateway.toml");
-        std::fs::write(&path, text).unwrap();
-        let raw = RawConfig::from_toml(text, &path.display().to_string()).unwrap();
-        let gateway = raw.validate(Some(&path)).unwrap().build().unwrap();
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let http = listener.local_addr().unwrap();
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let task = tokio::spawn(dicom_deid_server::run(listener, gateway, async move {
-            let _ = stopped.await;
-        }));
-        for _ in 0..100 {
-            if tokio::net::TcpStream::connect(("127.0.0.1", dimse_port))
-                .await
-                .is_ok()
-            {
-                break;
+    /// Starts the gateway from the config `text(port)` gives for a free DIMSE port (written to
+    /// `dir/gateway.toml`) and returns once it answers on its HTTP listener. The gateway binds
+    /// its C-STORE SCP before it serves HTTP, so an answer means the port is its own: when
+    /// another test took the port between [`free_port`] and the bind, the gateway stops at
+    /// once and this tries again with another port.
+    pub async fn start(dir: tempfile::TempDir, text: impl Fn(u16) -> String) -> InProcess {
+        for _ in 0..5 {
+            let dimse_port = dicom_deid_testpeers::free_port();
+            let text = text(dimse_port);
+            let path = dir.path().join("gateway.toml");
+            std::fs::write(&path, &text).unwrap();
+            let raw = RawConfig::from_toml(&text, &path.display().to_string()).unwrap();
+            let gateway = raw.validate(Some(&path)).unwrap().build().unwrap();
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let http = listener.local_addr().unwrap();
+            let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+            let task = tokio::spawn(dicom_deid_server::run(listener, gateway, async move {
+                let _ = stopped.await;
+            }));
+            for _ in 0..100 {
+                if answers(http).await || task.is_finished() {
+                    break;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
             }
-            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            if task.is_finished() {
+                let ended = task.await.unwrap();
+                eprintln!(
+                    "gateway did not start on DIMSE port {dimse_port} ({ended:?}); trying another"
+                );
+                continue;
+            }
+            return InProcess {
+                dir,
+                http,
+                dimse_port,
+                stop,
+                task,
+            };
         }
-        InProcess {
-            dir,
-            http,
-            dimse_port,
-            stop,
-            task,
-        }
+        panic!("the gateway did not start on any of five free ports");
     }
 
     /// Stops it (graceful shutdown) and hands back its folder.
@@ -140,6 +152,23 @@ impl InProcess {
         self.task.await.unwrap().unwrap();
         self.dir
     }
+}
+
+/// Whether an HTTP server at `addr` answers `GET /healthz` (with any status).
+async fn answers(addr: std::net::SocketAddr) -> bool {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let Ok(mut s) = tokio::net::TcpStream::connect(addr).await else {
+        return false;
+    };
+    let request = b"GET /healthz HTTP/1.1\r\nHost: gw\r\nConnection: close\r\n\r\n";
+    if s.write_all(request).await.is_err() {
+        return false;
+    }
+    let mut head = [0u8; 5];
+    matches!(
+        tokio::time::timeout(std::time::Duration::from_secs(5), s.read_exact(&mut head)).await,
+        Ok(Ok(_))
+    ) && &head == b"HTTP/"
 }
 
 /// The trimmed text of a top-level element of a Part 10 file (`None` when deflated).
