@@ -592,13 +592,16 @@ mod tests {
         syncer.start(first);
         // Nobody calls sync_through: the background thread makes both lines durable.
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-        while syncer.durable_seq() < second {
-            assert!(
-                std::time::Instant::now() < deadline,
-                "the background sync never ran"
-            );
-            std::thread::sleep(std::time::Duration::from_millis(1));
-        }
+        let wait_for = |done: &dyn Fn() -> bool, what: &str| {
+            while !done() {
+                assert!(std::time::Instant::now() < deadline, "{what}");
+                std::thread::sleep(std::time::Duration::from_millis(1));
+            }
+        };
+        wait_for(
+            &|| syncer.durable_seq() >= second,
+            "the background sync never ran",
+        );
         syncer.sync_through(second).unwrap();
         // The thread holds no strong reference: dropping the log and its syncers frees the
         // state (and the sender, which ends the thread).
@@ -606,13 +609,10 @@ mod tests {
         drop(syncer);
         drop(log);
         // (It may still be leaving its last sync, whose strong reference ends with it.)
-        while state.upgrade().is_some() {
-            assert!(
-                std::time::Instant::now() < deadline,
-                "the background syncer keeps the log alive"
-            );
-            std::thread::sleep(std::time::Duration::from_millis(1));
-        }
+        wait_for(
+            &|| state.upgrade().is_none(),
+            "the background syncer keeps the log alive",
+        );
 
         // Under SyncPolicy::Never there is nothing to start.
         let mut log = AuditLog::open(&dir.path().join("b.jsonl"), SyncPolicy::Never).unwrap();

@@ -309,6 +309,19 @@ async fn read_to_close(s: &mut TcpStream) -> Vec<u8> {
     }
 }
 
+/// A connection to the SCP on `port` that sent `rq` and read the A-ASSOCIATE-AC back.
+async fn associated(port: u16, rq: &[u8]) -> TcpStream {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+    s.write_all(rq).await.unwrap();
+    let mut head = [0u8; 6];
+    s.read_exact(&mut head).await.unwrap();
+    assert_eq!(head[0], 0x02, "A-ASSOCIATE-AC");
+    let len = u32::from_be_bytes(head[2..6].try_into().unwrap()) as usize;
+    let mut ac = vec![0u8; len];
+    s.read_exact(&mut ac).await.unwrap();
+    s
+}
+
 /// A minimal A-ASSOCIATE-RQ from MODALITY to DEID proposing Verification.
 fn associate_rq() -> Vec<u8> {
     fn item(t: u8, body: &[u8]) -> Vec<u8> {
@@ -367,14 +380,7 @@ async fn garbage_stalls_and_oversized_pdus_abort_only_their_own_association() {
     read_to_close(&mut stall).await;
 
     // A real association, then a P-DATA PDU longer than the negotiated maximum: A-ABORT.
-    let mut big = TcpStream::connect(("127.0.0.1", scp.port)).await.unwrap();
-    big.write_all(&rq).await.unwrap();
-    let mut head = [0u8; 6];
-    big.read_exact(&mut head).await.unwrap();
-    assert_eq!(head[0], 0x02, "A-ASSOCIATE-AC");
-    let len = u32::from_be_bytes(head[2..6].try_into().unwrap()) as usize;
-    let mut ac = vec![0u8; len];
-    big.read_exact(&mut ac).await.unwrap();
+    let mut big = associated(scp.port, &rq).await;
     let mut pdata = vec![0x04, 0];
     pdata.extend_from_slice(&(1u32 << 20).to_be_bytes());
     pdata.extend_from_slice(&[0u8; 64]);
@@ -383,13 +389,7 @@ async fn garbage_stalls_and_oversized_pdus_abort_only_their_own_association() {
     assert_eq!(rest.first(), Some(&0x07), "A-ABORT before the close");
 
     // The same after an association, mid-PDU: a peer that stops inside a P-DATA PDU.
-    let mut mid = TcpStream::connect(("127.0.0.1", scp.port)).await.unwrap();
-    mid.write_all(&rq).await.unwrap();
-    let mut head = [0u8; 6];
-    mid.read_exact(&mut head).await.unwrap();
-    let len = u32::from_be_bytes(head[2..6].try_into().unwrap()) as usize;
-    let mut ac = vec![0u8; len];
-    mid.read_exact(&mut ac).await.unwrap();
+    let mut mid = associated(scp.port, &rq).await;
     let mut partial = vec![0x04, 0];
     partial.extend_from_slice(&1000u32.to_be_bytes());
     partial.extend_from_slice(&[0u8; 100]);
@@ -407,13 +407,7 @@ async fn garbage_stalls_and_oversized_pdus_abort_only_their_own_association() {
         .concat(),
         vec![0x0A, 0, 0, 0, 0, 0],
     ] {
-        let mut bad = TcpStream::connect(("127.0.0.1", scp.port)).await.unwrap();
-        bad.write_all(&rq).await.unwrap();
-        let mut head = [0u8; 6];
-        bad.read_exact(&mut head).await.unwrap();
-        let len = u32::from_be_bytes(head[2..6].try_into().unwrap()) as usize;
-        let mut ac = vec![0u8; len];
-        bad.read_exact(&mut ac).await.unwrap();
+        let mut bad = associated(scp.port, &rq).await;
         bad.write_all(&pdu).await.unwrap();
         let rest = read_to_close(&mut bad).await;
         assert_eq!(rest.first(), Some(&0x07), "A-ABORT for {pdu:02X?}");

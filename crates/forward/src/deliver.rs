@@ -576,14 +576,14 @@ fn settle(shared: &Shared, items: Vec<Item>, send_ms: f64) -> Tally {
         return tally; // the leases are dropped: released
     }
 
-    let (leases, sizes): (Vec<Lease>, Vec<(u64, u64)>) = delivered
+    let (leases, facts): (Vec<Lease>, Vec<_>) = delivered
         .into_iter()
-        .map(|(lease, bytes, latency)| (lease, (bytes, latency)))
+        .map(|(lease, bytes, latency_ms)| {
+            let spool_id = lease.id();
+            (lease, (spool_id, bytes, latency_ms))
+        })
         .unzip();
-    let ids: Vec<_> = leases.iter().map(Lease::id).collect();
-    for ((result, (bytes, latency_ms)), spool_id) in
-        Lease::ack_all(leases).into_iter().zip(sizes).zip(ids)
-    {
+    for (result, (spool_id, bytes, latency_ms)) in Lease::ack_all(leases).into_iter().zip(facts) {
         match result {
             Ok(()) => {
                 shared.metrics.observe_delivery(bytes, latency_ms);

@@ -822,23 +822,15 @@ fn audit(inner: &Inner, record: &Record) {
 /// `None` after logging a failure.
 fn audit_started(inner: &Inner, record: &Record) -> Option<u64> {
     let seq = audit_unsynced(inner, record)?;
-    audit_syncer(inner).start(seq);
+    inner.audit_syncer.start(seq);
     Some(seq)
 }
 
 /// Returns once audit line `seq` is on disk; a failure is logged.
 fn audit_wait(inner: &Inner, seq: u64) {
-    if let Err(error) = audit_syncer(inner).sync_through(seq) {
+    if let Err(error) = inner.audit_syncer.sync_through(seq) {
         warn!(message = "Could not write an audit record.", error = %error);
     }
-}
-
-fn audit_syncer(inner: &Inner) -> dicom_deid_audit::Syncer {
-    inner
-        .audit
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
-        .syncer()
 }
 
 /// Appends one audit record without waiting for it to reach the disk and returns its `seq`

@@ -151,6 +151,8 @@ struct Inner {
     routes: Vec<Arc<Routing>>,
     spool: Spool,
     audit: Arc<Mutex<AuditLog>>,
+    /// The group-commit handle of `audit` (taken once: the log behind the lock never changes).
+    audit_syncer: dicom_deid_audit::Syncer,
     key: Key,
     notifier: Notifier,
     limits: Limits,
@@ -196,11 +198,16 @@ impl AppState {
         let kib = usize::try_from(limits.max_in_flight_bytes.div_ceil(1024))
             .unwrap_or(usize::MAX)
             .min(Semaphore::MAX_PERMITS);
+        let audit_syncer = audit
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .syncer();
         AppState {
             inner: Arc::new(Inner {
                 routes: routes.into_iter().map(Arc::new).collect(),
                 spool,
                 audit,
+                audit_syncer,
                 key,
                 notifier,
                 requests: Arc::new(Semaphore::new(limits.max_concurrent_requests)),

@@ -420,16 +420,9 @@ impl Inner {
 
     /// The group-commit syncer of `queue/<destination>/`.
     fn queue_sync(&self, destination: &str) -> Arc<DirSync> {
-        let mut syncs = self
-            .queue_syncs
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        if let Some(sync) = syncs.get(destination) {
-            return sync.clone();
-        }
-        let sync = Arc::new(DirSync::new(self.queue_dir.join(destination)));
-        syncs.insert(destination.into(), sync.clone());
-        sync
+        per_destination(&self.queue_syncs, destination, || {
+            DirSync::new(self.queue_dir.join(destination))
+        })
     }
 
     /// Indexes the unsettled entries of `destination`'s segments into `queue` (at `open`),
@@ -522,16 +515,9 @@ impl Inner {
 
     /// The segment appender of `destination`.
     fn appender(&self, destination: &str) -> Arc<segment::Appender> {
-        let mut appenders = self
-            .appenders
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        if let Some(a) = appenders.get(destination) {
-            return a.clone();
-        }
-        let a = Arc::new(segment::Appender::new(self.queue_dir.join(destination)));
-        appenders.insert(destination.into(), a.clone());
-        a
+        per_destination(&self.appenders, destination, || {
+            segment::Appender::new(self.queue_dir.join(destination))
+        })
     }
 
     /// Creates `dir/name` if needed and makes its directory entry durable.
@@ -985,39 +971,34 @@ impl Lease {
     pub fn ack_all(leases: Vec<Lease>) -> Vec<Result<(), SpoolError>> {
         let mut results: Vec<Option<Result<(), SpoolError>>> =
             (0..leases.len()).map(|_| None).collect();
-        let mut leases: Vec<Option<Lease>> = leases.into_iter().map(Some).collect();
-        // Entry files (written before segments existed) take the one-by-one path.
-        for (slot, result) in leases.iter_mut().zip(results.iter_mut()) {
-            if slot.as_ref().is_some_and(|l| l.location == Location::File) {
-                *result = slot.take().map(Lease::ack);
+        // Entry files (written before segments existed) take the one-by-one path; segment
+        // entries wait, with their position, for their batch.
+        let mut pending: Vec<(usize, Lease)> = Vec::new();
+        for (i, lease) in leases.into_iter().enumerate() {
+            match lease.location {
+                Location::File => results[i] = Some(lease.ack()),
+                Location::Segment { .. } => pending.push((i, lease)),
             }
         }
-        // Segment entries, a batch per spool and destination.
-        while let Some(first) = leases.iter().flatten().next() {
+        // A batch per spool and destination.
+        while let Some((_, first)) = pending.first() {
             let (inner, destination) = (first.inner.clone(), first.destination.clone());
-            let batch: Vec<usize> = (0..leases.len())
-                .filter(|&i| {
-                    leases[i].as_ref().is_some_and(|l| {
-                        Arc::ptr_eq(&l.inner, &inner) && l.destination == destination
-                    })
-                })
-                .collect();
+            let (batch, rest): (Vec<_>, Vec<_>) = pending
+                .into_iter()
+                .partition(|(_, l)| Arc::ptr_eq(&l.inner, &inner) && l.destination == destination);
+            pending = rest;
             let entries: Vec<(u64, EntryId)> = batch
                 .iter()
-                .map(|&i| {
-                    let lease = leases[i].as_ref().expect("in the batch");
-                    let Location::Segment { seg, .. } = lease.location else {
-                        unreachable!("entry files were acked above")
-                    };
-                    (seg, lease.id)
+                .map(|(_, lease)| match lease.location {
+                    Location::Segment { seg, .. } => (seg, lease.id),
+                    Location::File => unreachable!("entry files were acked above"),
                 })
                 .collect();
             let queue_sync = inner.queue_sync(&destination);
             let settled = inner
                 .appender(&destination)
                 .settle_all(&entries, &queue_sync);
-            for (&i, result) in batch.iter().zip(settled) {
-                let mut lease = leases[i].take().expect("in the batch");
+            for ((i, mut lease), result) in batch.into_iter().zip(settled) {
                 if result.is_ok() {
                     lease.forget(false);
                 }
@@ -1144,6 +1125,21 @@ fn check_name(what: &'static str, name: &str) -> Result<(), SpoolError> {
         return Ok(());
     };
     BadNameSnafu { what, reason }.fail()
+}
+
+/// The value of `destination` in `map`, made by `make` the first time it is asked for.
+fn per_destination<T>(
+    map: &Mutex<HashMap<Arc<str>, Arc<T>>>,
+    destination: &str,
+    make: impl FnOnce() -> T,
+) -> Arc<T> {
+    let mut map = map.lock().unwrap_or_else(PoisonError::into_inner);
+    if let Some(value) = map.get(destination) {
+        return value.clone();
+    }
+    let value = Arc::new(make());
+    map.insert(destination.into(), value.clone());
+    value
 }
 
 /// Takes the exclusive lock of the spool at `root`, so that two processes never share one.

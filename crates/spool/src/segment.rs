@@ -269,11 +269,12 @@ impl Appender {
         entries: &[(u64, EntryId)],
         dir_sync: &DirSync,
     ) -> Vec<Result<(), SpoolError>> {
-        // Write every record; remember the last ticket taken on each file.
-        let mut written: Vec<Result<Arc<Synced>, SpoolError>> = Vec::with_capacity(entries.len());
-        let mut tickets: Vec<(Arc<Synced>, u64)> = Vec::new();
-        for &(seg, id) in entries {
-            let result = self.settled_log(seg, dir_sync).and_then(|log| {
+        // Write every record; remember the last ticket taken on each segment's file.
+        let mut tickets: HashMap<u64, (Arc<Synced>, u64)> = HashMap::new();
+        let written: Vec<Result<(), SpoolError>> = entries
+            .iter()
+            .map(|&(seg, id)| {
+                let log = self.settled_log(seg, dir_sync)?;
                 let mut record = [0u8; SETTLED_RECORD];
                 record[..8].copy_from_slice(&id.0.to_le_bytes());
                 record[8..].copy_from_slice(&crc32fast::hash(&id.0.to_le_bytes()).to_le_bytes());
@@ -281,34 +282,23 @@ impl Appender {
                     .write_all(&record)
                     .context(IoSnafu { path: &log.path })?;
                 let ticket = log.ticket();
-                match tickets.iter_mut().find(|(l, _)| Arc::ptr_eq(l, &log)) {
-                    Some((_, t)) => *t = ticket,
-                    None => tickets.push((log.clone(), ticket)),
-                }
-                Ok(log)
-            });
-            written.push(result);
-        }
-        // One sync per file; its outcome is every record's written to it.
-        let synced: Vec<(Arc<Synced>, Result<(), SpoolError>)> = tickets
-            .into_iter()
-            .map(|(log, ticket)| {
-                let result = log.sync_after(ticket);
-                (log, result)
+                tickets.insert(seg, (log, ticket));
+                Ok(())
             })
+            .collect();
+        // One sync per file; its outcome is that of every record written to it.
+        let synced: HashMap<u64, Result<(), SpoolError>> = tickets
+            .into_iter()
+            .map(|(seg, (log, ticket))| (seg, log.sync_after(ticket)))
             .collect();
         entries
             .iter()
             .zip(written)
             .map(|(&(seg, _), written)| {
-                let log = written?;
-                let (_, result) = synced
-                    .iter()
-                    .find(|(l, _)| Arc::ptr_eq(l, &log))
-                    .expect("a ticket per file written to");
-                if let Err(e) = result {
+                written?;
+                if let Some(Err(e)) = synced.get(&seg) {
                     return Err(SpoolError::Io {
-                        path: log.path.clone(),
+                        path: settled_path(&self.dir, seg),
                         source: std::io::Error::other(e.to_string()),
                     });
                 }
