@@ -5,10 +5,11 @@
 //! cargo run --release -p dicom-deid-ocrnet --example bench-ocrnet -- IMG_DIR [REPS [SCALE...]]
 //! ```
 //!
-//! Besides the default [`Params`] (full resolution), the network runs at each SCALE given
-//! ([`Params::scale`]; default: `0.85 0.8`) as detectors `ppocr-v4-det@SCALE` and
-//! `union@SCALE`. All take turns within each repetition, so the comparison does not depend
-//! on how loaded the machine was.
+//! Besides the default [`Params`] (full resolution, the faster equivalent graph), the network
+//! runs with the graph as shipped ([`Params::fast_graph`] false) as `ppocr-v4-det@shipped` and
+//! `union@shipped`, and at each SCALE given ([`Params::scale`]; default: `0.85 0.8`) as
+//! `ppocr-v4-det@SCALE` and `union@SCALE`. All take turns within each repetition, so the
+//! comparison does not depend on how loaded the machine was.
 //!
 //! IMG_DIR holds PGM (grey) / PPM (RGB) files: `<set>.p?m` for a single frame, `<set>-NN.p?m`
 //! for the frames of a multi-frame set. Prints, per set, `ppocr-v4-det <set> <frames> <median
@@ -127,9 +128,12 @@ fn main() {
         }
     };
     let det = load(Params::default());
-    let others: Vec<(String, PpOcrDet)> = scales
-        .iter()
-        .map(|&scale| {
+    let shipped = load(Params {
+        fast_graph: false,
+        ..Params::default()
+    });
+    let others: Vec<(String, PpOcrDet)> = std::iter::once(("shipped".to_string(), shipped))
+        .chain(scales.iter().map(|&scale| {
             (
                 format!("{scale}"),
                 load(Params {
@@ -137,7 +141,7 @@ fn main() {
                     ..Params::default()
                 }),
             )
-        })
+        }))
         .collect();
     let classical = Classical::new();
 

@@ -30,6 +30,10 @@ pub struct Params {
     pub max_short_side: u32,
     /// DB post-processing thresholds.
     pub db: DbParams,
+    /// Run the network's 3×3 convolutions with many inputs and few outputs in an equivalent
+    /// form that rten runs faster (a 1×1 convolution per kernel tap, shifted and summed; the
+    /// same outputs to float rounding). Default true; false runs the graph as shipped.
+    pub fast_graph: bool,
 }
 
 impl Default for Params {
@@ -39,6 +43,7 @@ impl Default for Params {
             max_side: DEFAULT_MAX_SIDE,
             max_short_side: DEFAULT_MAX_SHORT_SIDE,
             db: DbParams::default(),
+            fast_graph: true,
         }
     }
 }
@@ -171,7 +176,24 @@ impl PpOcrDet {
 
     /// Like [`PpOcrDet::load`] with explicit settings.
     pub fn load_with(models_dir: &Path, params: Params) -> Result<PpOcrDet, ModelError> {
-        let bytes = read_verified(models_dir)?;
+        let mut bytes = read_verified(models_dir)?;
+        if params.fast_graph {
+            // The model is the pinned one (its hash was checked), so this cannot fail short of
+            // a defect; should it, the graph as shipped runs (slower, same boxes).
+            match crate::rewrite::faster_graph(&bytes) {
+                Ok((faster, rewritten)) => {
+                    tracing::debug!(
+                        message = "Text-detection network: convolutions run in their faster equivalent form.",
+                        rewritten
+                    );
+                    bytes = faster;
+                }
+                Err(reason) => tracing::warn!(
+                    message = "Text-detection network: the faster equivalent graph could not be made; running the graph as shipped.",
+                    reason
+                ),
+            }
+        }
         let model = Model::load(bytes).map_err(|e| ModelError::Load {
             path: model_path(models_dir),
             message: e.to_string(),

@@ -66,6 +66,7 @@ mod det;
 #[cfg(feature = "download")]
 mod download;
 mod install;
+mod rewrite;
 mod zip;
 
 pub use db::DbParams;

@@ -11,8 +11,8 @@ use std::sync::Arc;
 use common::{covered, draw_text, draw_text_colour, radiograph, ultrasound, Rng};
 use dicom_deid_detect::{Detector, Image, Rect};
 use dicom_deid_ocrnet::{
-    default_models_dir, install, model_path, status, Installed, ModelError, PpOcrDet, Source,
-    Status, MODEL_SHA256,
+    default_models_dir, install, model_path, status, Installed, ModelError, Params, PpOcrDet,
+    Source, Status, MODEL_SHA256,
 };
 
 /// The installed models directory, or `None` (after saying so) when the weights are absent
@@ -117,6 +117,61 @@ fn text_on_ultrasound_like_frames_is_found_at_every_size_and_polarity() {
             t.rect,
             c * 100.0
         );
+    }
+}
+
+#[test]
+fn the_faster_graph_gives_the_shipped_graphs_maps_and_boxes() {
+    let Some(dir) = models_dir() else { return };
+    let fast = PpOcrDet::load(&dir).expect("the installed weights load");
+    assert!(fast.params().fast_graph, "the faster graph is the default");
+    let shipped = PpOcrDet::load_with(
+        &dir,
+        Params {
+            fast_graph: false,
+            ..Params::default()
+        },
+    )
+    .expect("the installed weights load");
+    let mut grey = ultrasound(640, 480, 5);
+    draw_text(&mut grey, 8, 6, "DOE^JANE", 10, 255);
+    draw_text(&mut grey, 400, 440, "12/04/1961", 16, 200);
+    let mut colour = Image::rgb(
+        320,
+        256,
+        ultrasound(320, 256, 6)
+            .data
+            .iter()
+            .flat_map(|&v| [v, v / 2, 255 - v])
+            .collect(),
+    );
+    draw_text_colour(&mut colour, 12, 12, "ACC 4711", 14, &[255, 255, 0]);
+    for frame in [&grey, &colour] {
+        let (a, aw, ah) = fast.probability_map(frame).unwrap();
+        let (b, bw, bh) = shipped.probability_map(frame).unwrap();
+        assert_eq!((aw, ah), (bw, bh));
+        let worst = a
+            .iter()
+            .zip(&b)
+            .map(|(x, y)| (x - y).abs())
+            .fold(0f32, f32::max);
+        assert!(worst < 1e-4, "probabilities differ by up to {worst}");
+        assert!(b.iter().any(|&p| p > 0.5), "the frame has text to find");
+        let (fa, fb) = (rects(&fast, frame), rects(&shipped, frame));
+        assert!(!fb.is_empty());
+        // Boxes come from thresholding the map: equal, or off by a pixel where a probability
+        // sits on the threshold within float rounding.
+        assert_eq!(fa.len(), fb.len(), "{fa:?} against {fb:?}");
+        for (x, y) in fa.iter().zip(&fb) {
+            let near = |p: u32, q: u32| p.abs_diff(q) <= 1;
+            assert!(
+                near(x.x, y.x)
+                    && near(x.y, y.y)
+                    && near(x.width, y.width)
+                    && near(x.height, y.height),
+                "{fa:?} against {fb:?}"
+            );
+        }
     }
 }
 
