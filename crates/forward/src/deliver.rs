@@ -335,24 +335,22 @@ async fn deliver_batch(shared: Arc<Shared>, leases: Vec<Lease>, _permit: OwnedSe
 
 /// Writes every item still to be sent into the folder (blocking).
 fn write_to_folder(dir: &Path, items: &mut [Item], destination: &str) {
-    let pending: Vec<usize> = (0..items.len())
-        .filter(|&i| items[i].fate.is_none() && items[i].meta.is_some() && items[i].data.is_some())
-        .collect();
-    let written = {
-        let batch: Vec<(&str, &str, &[u8])> = pending
-            .iter()
-            .map(|&i| {
-                let meta = items[i].meta.as_ref().expect("filtered");
-                let data = items[i].data.as_ref().expect("filtered");
+    let (pending, batch): (Vec<usize>, Vec<folder::Instance<'_>>) = items
+        .iter()
+        .enumerate()
+        .filter_map(|(i, item)| match (&item.fate, &item.meta, &item.data) {
+            (None, Some(meta), Some(data)) => Some((
+                i,
                 (
                     meta.study_uid.as_str(),
                     meta.sop_instance_uid.as_str(),
                     &data[..],
-                )
-            })
-            .collect();
-        folder::write_instances(dir, &batch)
-    };
+                ),
+            )),
+            _ => None,
+        })
+        .unzip();
+    let written = folder::write_instances(dir, &batch);
     for (&i, result) in pending.iter().zip(written) {
         let item = &mut items[i];
         item.data = None;

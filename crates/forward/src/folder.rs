@@ -1,6 +1,7 @@
 //! The folder sink: one durable file per instance.
 
 use std::cell::RefCell;
+use std::collections::HashMap;
 use std::fs::{self, File, OpenOptions};
 use std::io;
 use std::os::unix::fs::FileExt;
@@ -10,6 +11,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use rustix::fs::OFlags;
 
 use crate::meta::is_uid;
+
+/// One instance to write: its Study Instance UID, its SOP Instance UID and its bytes.
+pub(crate) type Instance<'a> = (&'a str, &'a str, &'a [u8]);
 
 /// Distinguishes concurrent temporary files.
 static TEMPS: AtomicU64 = AtomicU64::new(0);
@@ -38,10 +42,7 @@ pub(crate) fn write_instance(
 /// written and fsynced, then each is renamed into place, then each study folder touched is
 /// fsynced once — one directory fsync per study of the batch rather than one per instance.
 /// A result is `Ok` only once the file's data and its name are durable.
-pub(crate) fn write_instances(
-    dir: &Path,
-    batch: &[(&str, &str, &[u8])],
-) -> Vec<io::Result<PathBuf>> {
+pub(crate) fn write_instances(dir: &Path, batch: &[Instance<'_>]) -> Vec<io::Result<PathBuf>> {
     // Temporary files, written and synced.
     let staged: Vec<io::Result<(PathBuf, PathBuf, PathBuf)>> = batch
         .iter()
@@ -60,9 +61,8 @@ pub(crate) fn write_instances(
                 std::process::id(),
                 TEMPS.fetch_add(1, Ordering::Relaxed)
             ));
-            let written = write_synced(&tmp, data).map(|_| ());
-            match written {
-                Ok(()) => Ok((study_dir, tmp, path)),
+            match write_synced(&tmp, data) {
+                Ok(_) => Ok((study_dir, tmp, path)),
                 Err(e) => {
                     let _ = fs::remove_file(&tmp);
                     Err(e)
@@ -83,20 +83,12 @@ pub(crate) fn write_instances(
         })
         .collect();
     // Each study folder once; its outcome is that of every name in it.
-    let mut synced: Vec<(PathBuf, io::Result<()>)> = Vec::new();
+    let mut synced: HashMap<PathBuf, io::Result<()>> = HashMap::new();
     renamed
         .into_iter()
         .map(|renamed| {
             let (study_dir, path) = renamed?;
-            let at = match synced.iter().position(|(d, _)| *d == study_dir) {
-                Some(at) => at,
-                None => {
-                    let result = sync_dir(&study_dir);
-                    synced.push((study_dir, result));
-                    synced.len() - 1
-                }
-            };
-            match &synced[at].1 {
+            match synced.entry(study_dir).or_insert_with_key(|d| sync_dir(d)) {
                 Ok(()) => Ok(path),
                 Err(e) => Err(io::Error::new(e.kind(), e.to_string())),
             }

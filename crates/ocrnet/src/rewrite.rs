@@ -40,32 +40,38 @@ pub(crate) fn faster_graph(bytes: &[u8]) -> Result<(Vec<u8>, usize), String> {
         .graph
         .as_mut()
         .ok_or_else(|| "the model has no graph".to_string())?;
-    // Constant tensors by the name of the value they define.
-    let constants: HashMap<String, TensorProto> = graph
-        .node
-        .iter()
-        .filter(|n| n.op_type.as_deref() == Some("Constant") && n.output.len() == 1)
-        .filter_map(|n| {
-            let value = n
-                .attribute
-                .iter()
-                .find(|a| a.name.as_deref() == Some("value"))?;
-            Some((n.output[0].clone(), value.t.clone()?))
-        })
-        .collect();
+    // The weights of each convolution to rewrite, by its position in the graph.
+    let mut eligible_at: HashMap<usize, Weights> = {
+        // Constant tensors by the name of the value they define (borrowed: no weight copied).
+        let constants: HashMap<&str, &TensorProto> = graph
+            .node
+            .iter()
+            .filter(|n| n.op_type.as_deref() == Some("Constant") && n.output.len() == 1)
+            .filter_map(|n| {
+                let value = n
+                    .attribute
+                    .iter()
+                    .find(|a| a.name.as_deref() == Some("value"))?;
+                Some((n.output[0].as_str(), value.t.as_ref()?))
+            })
+            .collect();
+        graph
+            .node
+            .iter()
+            .enumerate()
+            .filter_map(|(i, node)| Some((i, eligible(node, &constants)?)))
+            .collect()
+    };
+    let rewritten = eligible_at.len();
     let mut names: HashSet<String> = graph
         .node
         .iter()
         .flat_map(|n| n.input.iter().chain(&n.output).cloned())
         .collect();
-    let mut rewritten = 0;
     let mut nodes = Vec::with_capacity(graph.node.len());
-    for node in std::mem::take(&mut graph.node) {
-        match eligible(&node, &constants) {
-            Some(weights) => {
-                nodes.extend(as_pointwise_taps(&node, &weights, &mut names));
-                rewritten += 1;
-            }
+    for (i, node) in std::mem::take(&mut graph.node).into_iter().enumerate() {
+        match eligible_at.remove(&i) {
+            Some(weights) => nodes.extend(as_pointwise_taps(&node, &weights, &mut names)),
             None => nodes.push(node),
         }
     }
@@ -84,7 +90,7 @@ struct Weights {
 }
 
 /// The weights of `node` if it is a convolution this module rewrites (see the module docs).
-fn eligible(node: &NodeProto, constants: &HashMap<String, TensorProto>) -> Option<Weights> {
+fn eligible(node: &NodeProto, constants: &HashMap<&str, &TensorProto>) -> Option<Weights> {
     if node.op_type.as_deref() != Some("Conv")
         || node.domain.as_deref().is_some_and(|d| !d.is_empty())
         || node.input.len() != 2
@@ -114,7 +120,7 @@ fn eligible(node: &NodeProto, constants: &HashMap<String, TensorProto>) -> Optio
     {
         return None;
     }
-    let tensor = constants.get(&node.input[1])?;
+    let tensor = *constants.get(node.input[1].as_str())?;
     if tensor.data_type != Some(DataType::FLOAT) || tensor.dims.len() != 4 {
         return None;
     }

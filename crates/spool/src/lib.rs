@@ -972,33 +972,30 @@ impl Lease {
         let mut results: Vec<Option<Result<(), SpoolError>>> =
             (0..leases.len()).map(|_| None).collect();
         // Entry files (written before segments existed) take the one-by-one path; segment
-        // entries wait, with their position, for their batch.
-        let mut pending: Vec<(usize, Lease)> = Vec::new();
+        // entries wait, with their position and segment, for their batch.
+        let mut pending: Vec<(usize, u64, Lease)> = Vec::new();
         for (i, lease) in leases.into_iter().enumerate() {
             match lease.location {
                 Location::File => results[i] = Some(lease.ack()),
-                Location::Segment { .. } => pending.push((i, lease)),
+                Location::Segment { seg, .. } => pending.push((i, seg, lease)),
             }
         }
         // A batch per spool and destination.
-        while let Some((_, first)) = pending.first() {
+        while let Some((_, _, first)) = pending.first() {
             let (inner, destination) = (first.inner.clone(), first.destination.clone());
-            let (batch, rest): (Vec<_>, Vec<_>) = pending
-                .into_iter()
-                .partition(|(_, l)| Arc::ptr_eq(&l.inner, &inner) && l.destination == destination);
+            let (batch, rest): (Vec<_>, Vec<_>) = pending.into_iter().partition(|(_, _, l)| {
+                Arc::ptr_eq(&l.inner, &inner) && l.destination == destination
+            });
             pending = rest;
             let entries: Vec<(u64, EntryId)> = batch
                 .iter()
-                .map(|(_, lease)| match lease.location {
-                    Location::Segment { seg, .. } => (seg, lease.id),
-                    Location::File => unreachable!("entry files were acked above"),
-                })
+                .map(|(_, seg, lease)| (*seg, lease.id))
                 .collect();
             let queue_sync = inner.queue_sync(&destination);
             let settled = inner
                 .appender(&destination)
                 .settle_all(&entries, &queue_sync);
-            for ((i, mut lease), result) in batch.into_iter().zip(settled) {
+            for ((i, _, mut lease), result) in batch.into_iter().zip(settled) {
                 if result.is_ok() {
                     lease.forget(false);
                 }
