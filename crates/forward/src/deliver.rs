@@ -85,6 +85,8 @@ pub(crate) async fn run_destination(shared: Arc<Shared>, mut stop: watch::Receiv
     let slots = Arc::new(Semaphore::new(concurrency));
     let mut in_flight: JoinSet<()> = JoinSet::new();
     info!(message = "Forwarding started.", destination = %name, concurrency);
+    // Whether the last lease took a whole batch (more are likely waiting: no batch wait).
+    let mut last_full = false;
     loop {
         while let Some(done) = in_flight.try_join_next() {
             report_join(&name, done);
@@ -103,6 +105,13 @@ pub(crate) async fn run_destination(shared: Arc<Shared>, mut stop: watch::Receiv
             }
             continue;
         }
+        if !last_full && !shared.dest.batch_wait.is_zero() {
+            tokio::select! {
+                biased;
+                () = stopped(&mut stop) => break,
+                () = tokio::time::sleep(shared.dest.batch_wait) => {}
+            }
+        }
         let leased = {
             let (spool, name) = (shared.spool.clone(), name.clone());
             let (count, bytes) = (
@@ -113,6 +122,7 @@ pub(crate) async fn run_destination(shared: Arc<Shared>, mut stop: watch::Receiv
         };
         match leased {
             Ok(Ok(leases)) if !leases.is_empty() => {
+                last_full = is_full(&leases, &shared.dest);
                 // A batch that finished meanwhile may have started a backoff (and released its
                 // entries, which this lease may hold), or the forwarder was told to stop: hand
                 // them back untouched (dropped leases are released, no attempt counted).
@@ -125,7 +135,7 @@ pub(crate) async fn run_destination(shared: Arc<Shared>, mut stop: watch::Receiv
                 in_flight.spawn(deliver_batch(shared, leases, permit));
                 continue;
             }
-            Ok(Ok(_)) => {}
+            Ok(Ok(_)) => last_full = false,
             Ok(Err(e)) => {
                 error!(message = "Could not lease from the spool.", destination = %name, error = %e)
             }
@@ -152,6 +162,15 @@ pub(crate) async fn run_destination(shared: Arc<Shared>, mut stop: watch::Receiv
         report_join(&name, done);
     }
     info!(message = "Forwarding stopped.", destination = %name);
+}
+
+/// Whether a leased batch is as large as the destination's bounds allow: `batch_max_count`
+/// entries, or bytes enough that another entry as large as its largest would not have fitted.
+fn is_full(leases: &[Lease], dest: &Destination) -> bool {
+    let bytes: u64 = leases.iter().map(Lease::data_len).sum();
+    let largest = leases.iter().map(Lease::data_len).max().unwrap_or(0);
+    leases.len() >= dest.batch_max_count.max(1)
+        || bytes.saturating_add(largest) > dest.batch_max_bytes
 }
 
 fn report_join(destination: &str, done: Result<(), tokio::task::JoinError>) {

@@ -31,7 +31,8 @@
 //! destination's `Retry-After` when that is longer, has passed ([`RetryPolicy`]). Attempts are
 //! counted by the spool per entry (in memory: they restart at 0 when the gateway restarts). A
 //! destination's loop keeps up to `concurrency` batches in flight, wakes when ingest calls
-//! [`Notifier::notify`] and otherwise looks at the spool every [`POLL_INTERVAL`].
+//! [`Notifier::notify`] and otherwise looks at the spool every [`POLL_INTERVAL`]; unless its last
+//! batch was full, it then waits [`Destination::batch_wait`] for more entries before leasing.
 //!
 //! # What it does not do
 //!
@@ -111,6 +112,9 @@ pub use retry::{RetryPolicy, MAX_RETRY_AFTER};
 /// How often a destination's loop looks at the spool when nobody notifies it.
 pub const POLL_INTERVAL: Duration = Duration::from_secs(1);
 
+/// [`Destination::batch_wait`]'s default.
+pub const DEFAULT_BATCH_WAIT: Duration = Duration::from_millis(50);
+
 /// Where a destination's instances go.
 #[derive(Debug, Clone)]
 pub enum Sink {
@@ -142,6 +146,13 @@ pub struct Destination {
     pub batch_max_bytes: u64,
     /// Batches in flight at once (0 counts as 1). Default 2.
     pub concurrency: usize,
+    /// How long the loop, woken while its last batch was not full, waits for more entries
+    /// before it leases: instances that arrive one by one (a DIMSE association, small STOW-RS
+    /// uploads) then go in fuller batches — fewer syncs of the destination and the spool, fewer
+    /// requests — for at most this much more delivery latency. After a full batch
+    /// (`batch_max_count` entries, or so many bytes that another entry as large as its largest
+    /// would not have fitted) the next is leased at once. Default 50 ms; zero leases as soon as woken.
+    pub batch_wait: Duration,
     /// How retryable failures are retried.
     pub retry: RetryPolicy,
 }
@@ -155,6 +166,7 @@ impl Destination {
             batch_max_count: 50,
             batch_max_bytes: 64 << 20,
             concurrency: 2,
+            batch_wait: DEFAULT_BATCH_WAIT,
             retry: RetryPolicy::default(),
         }
     }

@@ -474,3 +474,75 @@ async fn at_most_concurrency_batches_are_in_flight() {
     running.task().abort();
     let _ = running.task().await;
 }
+
+/// Spools `sops` of study 2.25.30 for "pacs" and notifies the running forwarder.
+fn put_and_notify(env: &Env, running: &common::Running, sops: std::ops::Range<usize>) {
+    for i in sops {
+        let sop = format!("2.25.30.{i}");
+        env.put("pacs", &meta("2.25.30", &sop), &data(&sop));
+        running.notifier.notify("pacs");
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn instances_arriving_within_the_batch_wait_go_in_one_request() {
+    heartbeat();
+    let (base, seen) = server(|s, _| Reply::all_stored(s)).await;
+    let requests = || -> Vec<usize> { seen.lock().unwrap().iter().map(|s| s.uids.len()).collect() };
+
+    // With a wait of one second, an instance and four more half a second later: one batch.
+    let env = Env::new();
+    let mut dest = stow(&base);
+    dest.batch_wait = Duration::from_secs(1);
+    let running = env.start(vec![dest]);
+    put_and_notify(&env, &running, 0..1);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(requests().is_empty(), "nothing is sent during the wait");
+    put_and_notify(&env, &running, 1..5);
+    env.drained("pacs").await;
+    running.stop().await;
+    assert_eq!(requests(), [5]);
+    assert_eq!(env.metric(|m| &m.delivered), 5);
+
+    // Without a wait, the first instance goes alone as soon as it is queued.
+    seen.lock().unwrap().clear();
+    let env = Env::new();
+    let mut dest = stow(&base);
+    dest.batch_wait = Duration::ZERO;
+    let running = env.start(vec![dest]);
+    put_and_notify(&env, &running, 0..1);
+    while requests().is_empty() {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    put_and_notify(&env, &running, 1..5);
+    env.drained("pacs").await;
+    running.stop().await;
+    assert_eq!(requests(), [1, 4]);
+    assert_eq!(env.metric(|m| &m.delivered), 5);
+}
+
+#[tokio::test(start_paused = true)]
+async fn after_a_full_batch_the_next_is_leased_without_waiting() {
+    heartbeat();
+    let (base, seen) = server(|s, _| Reply::all_stored(s)).await;
+    let env = Env::new();
+    put_study(&env, "2.25.40", 7);
+    let mut dest = stow(&base);
+    dest.batch_max_count = 3;
+    dest.concurrency = 1;
+    dest.batch_wait = Duration::from_secs(3600);
+    let running = env.start(vec![dest]);
+    running.notifier.notify("pacs");
+    // One wait of an hour before the first lease (the loop was idle); the two full batches
+    // that follow it take none, the last one (not full after a full one) goes at once too.
+    let start = tokio::time::Instant::now();
+    env.drained("pacs").await;
+    let waited = start.elapsed();
+    running.stop().await;
+    let sizes: Vec<usize> = seen.lock().unwrap().iter().map(|s| s.uids.len()).collect();
+    assert_eq!(sizes, [3, 3, 1]);
+    assert!(
+        waited < Duration::from_secs(2 * 3600),
+        "one batch wait in all, not one per batch: {waited:?} of virtual time"
+    );
+}

@@ -39,6 +39,8 @@ pub const DEFAULT_LISTEN: &str = "127.0.0.1:8104";
 pub const DEFAULT_DATA_DIR: &str = "./dicom-deid-data";
 
 const MIB: u64 = 1 << 20;
+/// The longest `batch_wait_ms` a destination may have.
+const MAX_BATCH_WAIT_MS: u64 = 10_000;
 
 /// The configuration file as written. Every key is optional; unknown keys are refused.
 #[derive(Debug, Clone, Default, Deserialize, PartialEq)]
@@ -184,6 +186,9 @@ pub struct RawDestination {
     pub batch_max_bytes: Option<u64>,
     /// Deliveries in flight. Default 2.
     pub concurrency: Option<usize>,
+    /// Milliseconds to wait for more instances before delivering a batch that is not full.
+    /// Default 50; at most 10000.
+    pub batch_wait_ms: Option<u64>,
     /// Attempts before an instance is dead-lettered. Default 20.
     pub retry_max_attempts: Option<u32>,
     /// A profile for this destination instead of the route's.
@@ -409,6 +414,12 @@ impl RawConfig {
                     problem(&at(k), "must be at least 1".into());
                 }
             }
+            if d.batch_wait_ms.is_some_and(|v| v > MAX_BATCH_WAIT_MS) {
+                problem(
+                    &at("batch_wait_ms"),
+                    format!("must be at most {MAX_BATCH_WAIT_MS}"),
+                );
+            }
             let stow_only = [
                 ("url", d.url.is_some()),
                 ("token_file", d.token_file.is_some()),
@@ -518,6 +529,10 @@ impl RawConfig {
                     batch_max_count: d.batch_max_count.unwrap_or(50),
                     batch_max_bytes: d.batch_max_bytes.unwrap_or(64 * MIB),
                     concurrency: d.concurrency.unwrap_or(2),
+                    batch_wait: d.batch_wait_ms.map_or(
+                        dicom_deid_forward::DEFAULT_BATCH_WAIT,
+                        Duration::from_millis,
+                    ),
                     retry_max_attempts: d.retry_max_attempts.unwrap_or(20),
                     profile,
                 });
@@ -696,6 +711,7 @@ impl RawDestination {
             batch_max_count: None,
             batch_max_bytes: None,
             concurrency: None,
+            batch_wait_ms: None,
             retry_max_attempts: None,
             profile: None,
         }
@@ -853,6 +869,8 @@ pub struct DestinationConfig {
     pub batch_max_bytes: u64,
     /// Deliveries in flight.
     pub concurrency: usize,
+    /// Wait for more instances before delivering a batch that is not full.
+    pub batch_wait: Duration,
     /// Attempts before dead-lettering.
     pub retry_max_attempts: u32,
     /// Own profile, overriding the route's.
@@ -1182,6 +1200,7 @@ impl Config {
                 batch_max_count: d.batch_max_count,
                 batch_max_bytes: d.batch_max_bytes,
                 concurrency: d.concurrency,
+                batch_wait: d.batch_wait,
                 retry: RetryPolicy {
                     max_attempts: d.retry_max_attempts,
                     ..RetryPolicy::default()

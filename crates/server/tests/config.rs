@@ -75,6 +75,38 @@ fn invalid_values_are_refused_with_file_key_and_reason() {
 }
 
 #[test]
+fn a_destinations_batch_wait_is_read_defaulted_and_bounded() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("gw.toml");
+    let folder = |extra: &str| {
+        format!("[[destinations]]\nname = \"d\"\nkind = \"folder\"\ndir = \"out\"\n{extra}")
+    };
+    let read = |text: String| {
+        std::fs::write(&file, text).unwrap();
+        RawConfig::from_file(&file)
+            .unwrap()
+            .validate(Some(&file))
+            .unwrap()
+            .destinations[0]
+            .batch_wait
+    };
+    assert_eq!(read(folder("")), dicom_deid_forward::DEFAULT_BATCH_WAIT);
+    assert_eq!(
+        read(folder("batch_wait_ms = 0\n")),
+        std::time::Duration::ZERO
+    );
+    assert_eq!(
+        read(folder("batch_wait_ms = 250\n")),
+        std::time::Duration::from_millis(250)
+    );
+    let text = refused(&folder("batch_wait_ms = 10001\n"));
+    assert!(
+        text.contains(": destinations[0].batch_wait_ms: must be at most 10000"),
+        "{text}"
+    );
+}
+
+#[test]
 fn a_stow_destination_reads_its_token_from_a_file() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("token"), "t0ken\n").unwrap();
