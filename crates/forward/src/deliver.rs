@@ -167,8 +167,12 @@ pub(crate) async fn run_destination(shared: Arc<Shared>, mut stop: watch::Receiv
 /// Whether a leased batch is as large as the destination's bounds allow: `batch_max_count`
 /// entries, or bytes enough that another entry as large as its largest would not have fitted.
 fn is_full(leases: &[Lease], dest: &Destination) -> bool {
-    let bytes: u64 = leases.iter().map(Lease::data_len).sum();
-    let largest = leases.iter().map(Lease::data_len).max().unwrap_or(0);
+    let (bytes, largest) = leases
+        .iter()
+        .map(Lease::data_len)
+        .fold((0u64, 0), |(sum, max), len| {
+            (sum.saturating_add(len), max.max(len))
+        });
     leases.len() >= dest.batch_max_count.max(1)
         || bytes.saturating_add(largest) > dest.batch_max_bytes
 }

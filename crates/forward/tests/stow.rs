@@ -13,14 +13,15 @@ use dicom_deid_spool::EntryId;
 
 const MINUTE: Duration = Duration::from_secs(60);
 
+/// Spools instance `i` of `study` (SOP Instance UID `<study>.<i>`) for "pacs".
+fn put_instance(env: &Env, study: &str, i: usize) -> (EntryId, String) {
+    let sop = format!("{study}.{i}");
+    (env.put("pacs", &meta(study, &sop), &data(&sop)), sop)
+}
+
 /// Spools `n` instances of `study` for "pacs"; returns (id, sop uid) in order.
 fn put_study(env: &Env, study: &str, n: usize) -> Vec<(EntryId, String)> {
-    (0..n)
-        .map(|i| {
-            let sop = format!("{study}.{i}");
-            (env.put("pacs", &meta(study, &sop), &data(&sop)), sop)
-        })
-        .collect()
+    (0..n).map(|i| put_instance(env, study, i)).collect()
 }
 
 fn stow(base: &str) -> Destination {
@@ -478,8 +479,7 @@ async fn at_most_concurrency_batches_are_in_flight() {
 /// Spools `sops` of study 2.25.30 for "pacs" and notifies the running forwarder.
 fn put_and_notify(env: &Env, running: &common::Running, sops: std::ops::Range<usize>) {
     for i in sops {
-        let sop = format!("2.25.30.{i}");
-        env.put("pacs", &meta("2.25.30", &sop), &data(&sop));
+        put_instance(env, "2.25.30", i);
         running.notifier.notify("pacs");
     }
 }
