@@ -98,11 +98,16 @@ fn eligible(node: &NodeProto, constants: &HashMap<&str, &TensorProto>) -> Option
     {
         return None;
     }
+    // Without `pads` the padding is 0, which this rewrite does not cover.
+    let mut padded = false;
     for attr in &node.attribute {
         let ok = match attr.name.as_deref() {
             Some("kernel_shape") => attr.ints == [3, 3],
             Some("strides") | Some("dilations") => attr.ints.iter().all(|&v| v == 1),
-            Some("pads") => attr.ints == [1, 1, 1, 1],
+            Some("pads") => {
+                padded = attr.ints == [1, 1, 1, 1];
+                padded
+            }
             Some("group") => attr.i == Some(1),
             // auto_pad is NOTSET unless said otherwise; any other value changes the padding.
             Some("auto_pad") => attr.s.as_deref().is_none_or(|s| s == "NOTSET"),
@@ -112,12 +117,7 @@ fn eligible(node: &NodeProto, constants: &HashMap<&str, &TensorProto>) -> Option
             return None;
         }
     }
-    // Without `pads` the padding is 0, which this rewrite does not cover.
-    if !node
-        .attribute
-        .iter()
-        .any(|a| a.name.as_deref() == Some("pads"))
-    {
+    if !padded {
         return None;
     }
     let tensor = *constants.get(node.input[1].as_str())?;

@@ -513,13 +513,13 @@ fn joined(result: Result<Outcome, tokio::task::JoinError>) -> Outcome {
     result.unwrap_or_else(|_| Outcome::unreadable(failure::PROCESSING_FAILURE))
 }
 
-/// One part (or C-STORE instance): wait for a worker, de-identify and spool on the blocking
-/// pool, notify the forwarder. Holds `_bytes` (its share of the in-flight bytes) until done.
-/// `calling_ae` is the DIMSE sender's AE title (audited), `None` for STOW. A DIMSE instance
-/// (its association's task does nothing else until it is answered) runs on its own worker
-/// thread with `block_in_place` where the runtime allows it: two thread hand-offs fewer per
-/// instance than the blocking pool; a STOW part, one of several futures of its request, always
-/// goes to the blocking pool.
+/// One part (or C-STORE instance): wait for a worker, de-identify and spool where blocking is
+/// allowed, notify the forwarder. Holds `_bytes` (its share of the in-flight bytes) until done.
+/// `calling_ae` is the DIMSE sender's AE title (audited), `None` for STOW. A STOW part, one of
+/// several futures of its request, goes to the blocking pool. A DIMSE instance (its
+/// association's task does nothing else until it is answered) runs on its own worker thread
+/// with `block_in_place` where the runtime allows it (multi-threaded): two thread hand-offs
+/// fewer per instance than the blocking pool.
 async fn part(
     state: AppState,
     route: Arc<Routing>,
