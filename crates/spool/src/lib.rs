@@ -51,6 +51,11 @@
 //! 16+H         data, exactly `data length` bytes (then end of file, for an entry file)
 //! ```
 //!
+//! A streamed entry ([`Spool::begin`]) is a segment record whose data was not known when it
+//! started: magic "DDSPOOL2", the same header with 0 as data checksum, the data, then a 16-byte
+//! trailer — "DDCOMMIT", the CRC-32 of the data, and a CRC-32 of the header's checksum and the
+//! data's (binding the trailer to its record). It exists only once its trailer is valid.
+//!
 //! A `.settled` file holds 12-byte records: the `u64` id and its CRC-32.
 //!
 //! `open` reads only headers (and `.settled` files), so a restart costs one small read per
@@ -74,6 +79,16 @@
 //! appended to when the process stopped), and leaves an older segment untouched and reported
 //! (kept for inspection: that would mean damage after the fact). A torn record whose header
 //! survived fails its data checksum when leased and is dead-lettered like any corrupt entry.
+//!
+//! A streamed entry takes its room at the segment's end when it begins: its id and header are
+//! written then, under the destination's lock like any append, and later appends go after the
+//! room while its data is written into it. So every later acknowledgement waited for an
+//! `fdatasync` that covered that header, and `open` steps over the room by the lengths in it
+//! whatever became of the data. Its commit writes the trailer and returns `Ok` only after an
+//! `fdatasync` that started after that write. At `open`, a streamed record without a valid
+//! trailer (a crash before or during the commit, or a stream given up) is skipped and not
+//! indexed; one whose room runs past the end of its segment (a crash while it was the last
+//! thing in the file) ends the scan like the end of the file.
 //!
 //! `ack` and `dead_letter` append the id to the segment's `.settled` file and return after its
 //! (group-committed) `fdatasync`; `dead_letter` first writes the entry and its reason to
@@ -418,6 +433,78 @@ impl Inner {
         self.queue_dir.join(destination).join(id.file_name())
     }
 
+    /// Reserves `file_len` bytes of the spool's limit for a new entry of `destination` and takes
+    /// its id (after making `queue/<destination>` if it is new). The caller hands the bytes back
+    /// (`Reservation`) unless the entry is indexed.
+    fn take_id(&self, destination: &str, file_len: u64) -> Result<EntryId, SpoolError> {
+        let max_bytes = self.config.max_bytes;
+        let (id, dir_known) = {
+            let mut state = self.lock();
+            let used = state.queued_bytes + state.reserved_bytes;
+            if used.saturating_add(file_len) > max_bytes {
+                return FullSnafu {
+                    needed: file_len,
+                    used,
+                    max_bytes,
+                }
+                .fail();
+            }
+            state.reserved_bytes += file_len;
+            let now = SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map(|d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
+                .unwrap_or(0);
+            state.last_id = now.max(state.last_id + 1);
+            (
+                EntryId(state.last_id),
+                state.queue_dirs.contains(destination),
+            )
+        };
+        if !dir_known {
+            let made = self.ensure_dir(&self.queue_dir, destination);
+            if let Err(e) = made {
+                self.lock().reserved_bytes -= file_len;
+                return Err(e);
+            }
+            self.lock().queue_dirs.insert(destination.into());
+        }
+        Ok(id)
+    }
+
+    /// Indexes a new entry written at `location`, its `file_len` bytes moving from reserved to
+    /// queued.
+    #[allow(clippy::too_many_arguments)]
+    fn index(
+        &self,
+        destination: &str,
+        id: EntryId,
+        group: &str,
+        meta: &[u8],
+        data_len: u64,
+        file_len: u64,
+        location: Location,
+    ) {
+        let mut state = self.lock();
+        state.reserved_bytes -= file_len;
+        state.queued_bytes += file_len;
+        let destination: Arc<str> = match state.destinations.get_key_value(destination) {
+            Some((key, _)) => key.clone(),
+            None => destination.into(),
+        };
+        state.destinations.entry(destination).or_default().insert(
+            id,
+            Entry {
+                group: group.into(),
+                meta: meta.into(),
+                data_len,
+                file_len,
+                attempts: 0,
+                leased: false,
+                location,
+            },
+        );
+    }
+
     /// The group-commit syncer of `queue/<destination>/`.
     fn queue_sync(&self, destination: &str) -> Arc<DirSync> {
         per_destination(&self.queue_syncs, destination, || {
@@ -687,40 +774,11 @@ impl Spool {
         );
         let inner = &*self.inner;
         let file_len = record::file_len(group, meta, data) + segment::RECORD_PREFIX;
-        let max_bytes = inner.config.max_bytes;
-
-        // Reserve room and take an id under the lock; write and fsync without it.
-        let (id, dir_known) = {
-            let mut state = inner.lock();
-            let used = state.queued_bytes + state.reserved_bytes;
-            if used.saturating_add(file_len) > max_bytes {
-                return FullSnafu {
-                    needed: file_len,
-                    used,
-                    max_bytes,
-                }
-                .fail();
-            }
-            state.reserved_bytes += file_len;
-            let now = SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .map(|d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
-                .unwrap_or(0);
-            state.last_id = now.max(state.last_id + 1);
-            (
-                EntryId(state.last_id),
-                state.queue_dirs.contains(destination),
-            )
-        };
+        let id = inner.take_id(destination, file_len)?;
         let reservation = Reservation {
             inner,
             bytes: file_len,
         };
-
-        if !dir_known {
-            inner.ensure_dir(&inner.queue_dir, destination)?;
-            inner.lock().queue_dirs.insert(destination.into());
-        }
         let prefix = record::encode_prefix(group, meta, data);
         let queue_sync = inner.queue_sync(destination);
         let (written, synced) =
@@ -732,29 +790,68 @@ impl Spool {
         let Some((seg, offset)) = written else {
             return synced.map(|()| id);
         };
-
-        let mut state = inner.lock();
         std::mem::forget(reservation);
-        state.reserved_bytes -= file_len;
-        state.queued_bytes += file_len;
-        let destination: Arc<str> = match state.destinations.get_key_value(destination) {
-            Some((key, _)) => key.clone(),
-            None => destination.into(),
-        };
-        state.destinations.entry(destination).or_default().insert(
+        let location = Location::Segment { seg, offset };
+        inner.index(
+            destination,
             id,
-            Entry {
-                group: group.into(),
-                meta: meta.into(),
-                data_len: data.len() as u64,
-                file_len,
-                attempts: 0,
-                leased: false,
-                location: Location::Segment { seg, offset },
-            },
+            group,
+            meta,
+            data.len() as u64,
+            file_len,
+            location,
         );
-        drop(state);
         synced.map(|()| id)
+    }
+
+    /// Starts an entry of `data_len` bytes whose data is not all known yet: the data is written
+    /// piece by piece as it comes ([`Pending::write`]) and the entry exists only once
+    /// [`Pending::commit`] returns `Ok` — durable then, exactly as after [`Spool::put`]. Dropping
+    /// the `Pending` without committing it leaves nothing queued (its room in the segment is
+    /// skipped, at `open` too). The room for `data_len` bytes is taken now, from the spool's
+    /// limit ([`SpoolError::Full`]) and in the destination's current segment, so that other
+    /// puts go on meanwhile. For a writer that receives an entry over the network: its data is
+    /// on its way to the disk while the rest arrives, and the sync at the end has less to do.
+    pub fn begin(
+        &self,
+        destination: &str,
+        group: &str,
+        meta: &[u8],
+        data_len: u64,
+    ) -> Result<Pending, SpoolError> {
+        check_name("destination", destination)?;
+        check_name("group", group)?;
+        snafu::ensure!(
+            meta.len() <= MAX_META_LEN,
+            MetaTooLargeSnafu {
+                len: meta.len(),
+                max: MAX_META_LEN
+            }
+        );
+        let inner = &*self.inner;
+        let (prefix, header_crc) = record::encode_streamed_prefix(group, meta, data_len);
+        let file_len =
+            segment::RECORD_PREFIX + prefix.len() as u64 + data_len + record::TRAILER_LEN;
+        let id = inner.take_id(destination, file_len)?;
+        let reservation = Reservation {
+            inner,
+            bytes: file_len,
+        };
+        let queue_sync = inner.queue_sync(destination);
+        let streamed =
+            inner
+                .appender(destination)
+                .reserve(id, &prefix, header_crc, data_len, &queue_sync)?;
+        std::mem::forget(reservation);
+        Ok(Pending {
+            inner: self.inner.clone(),
+            destination: destination.into(),
+            group: group.into(),
+            meta: meta.into(),
+            id,
+            file_len,
+            streamed: Some(streamed),
+        })
     }
 
     /// Leases up to `max_count` entries and `max_bytes` bytes of data of one group queued for
@@ -857,6 +954,111 @@ struct Reservation<'a> {
 impl Drop for Reservation<'_> {
     fn drop(&mut self) {
         self.inner.lock().reserved_bytes -= self.bytes;
+    }
+}
+
+/// An entry being written piece by piece ([`Spool::begin`]). It becomes queued only when
+/// [`Pending::commit`] returns `Ok`; dropped before, it leaves nothing queued.
+pub struct Pending {
+    inner: Arc<Inner>,
+    destination: Box<str>,
+    group: Box<str>,
+    meta: Box<[u8]>,
+    id: EntryId,
+    file_len: u64,
+    /// `None` once committed or given up.
+    streamed: Option<segment::Streamed>,
+}
+
+impl fmt::Debug for Pending {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Pending")
+            .field("id", &self.id)
+            .field("destination", &self.destination)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Pending {
+    /// The id the entry will have.
+    pub fn id(&self) -> EntryId {
+        self.id
+    }
+
+    /// Writes the next `bytes` of the data. More than the `data_len` given to
+    /// [`Spool::begin`] in all is an error. After an error the entry cannot be committed.
+    pub fn write(&mut self, bytes: &[u8]) -> Result<(), SpoolError> {
+        let Some(streamed) = self.streamed.as_mut() else {
+            return Err(SpoolError::Io {
+                path: self.inner.queue_dir.join(&*self.destination),
+                source: std::io::Error::other("the streamed entry was already given up"),
+            });
+        };
+        let appender = self.inner.appender(&self.destination);
+        let written = appender.write_streamed(streamed, bytes);
+        if written.is_err() {
+            self.give_up();
+        }
+        written
+    }
+
+    /// Once every byte of the data is written: makes the entry durable and queues it, calling
+    /// `while_syncing(id)` before the wait for its sync, as [`Spool::put_with`] does. Only `Ok`
+    /// lets the caller acknowledge; as with `put`, an `Err` after the entry was written leaves
+    /// it queued (at-least-once).
+    pub fn commit(mut self, while_syncing: impl FnOnce(EntryId)) -> Result<EntryId, SpoolError> {
+        let id = self.id;
+        let Some(streamed) = self.streamed.take() else {
+            return Err(SpoolError::Io {
+                path: self.inner.queue_dir.join(&*self.destination),
+                source: std::io::Error::other("the streamed entry was already given up"),
+            });
+        };
+        let appender = self.inner.appender(&self.destination);
+        let (written, synced) = appender.commit_streamed(&streamed, || while_syncing(id));
+        if !written {
+            self.streamed = Some(streamed);
+            self.give_up();
+            return synced.map(|()| id);
+        }
+        let location = Location::Segment {
+            seg: streamed.seg_id,
+            offset: streamed.offset,
+        };
+        let data_len = streamed.data_len();
+        self.inner.index(
+            &self.destination,
+            id,
+            &self.group,
+            &self.meta,
+            data_len,
+            self.file_len,
+            location,
+        );
+        synced.map(|()| id)
+    }
+
+    /// Gives the room back: the record stays uncommitted on disk (skipped at `open`), its bytes
+    /// leave the spool's count and its segment no longer waits for it.
+    fn give_up(&mut self) {
+        let Some(streamed) = self.streamed.take() else {
+            return;
+        };
+        self.inner.lock().reserved_bytes -= self.file_len;
+        let queue_sync = self.inner.queue_sync(&self.destination);
+        if let Err(e) = self
+            .inner
+            .appender(&self.destination)
+            .abandon(&streamed, &queue_sync)
+        {
+            warn!(message = "Could not delete an emptied spool segment.", destination = %self.destination, error = %e);
+        }
+    }
+}
+
+impl Drop for Pending {
+    fn drop(&mut self) {
+        self.give_up();
     }
 }
 

@@ -73,6 +73,26 @@ struct Appended {
     ticket: u64,
 }
 
+/// A streamed record under way ([`Appender::reserve`]).
+pub(crate) struct Streamed {
+    pub seg_id: u64,
+    segment: Arc<Synced>,
+    /// Offset of the record (its id) in the segment.
+    pub offset: u64,
+    data_offset: u64,
+    data_len: u64,
+    written: u64,
+    crc: crc32fast::Hasher,
+    header_crc: u32,
+}
+
+impl Streamed {
+    /// Length of the record's data.
+    pub(crate) fn data_len(&self) -> u64 {
+        self.data_len
+    }
+}
+
 /// The appends and settlements of one destination's segments.
 pub(crate) struct Appender {
     dir: PathBuf,
@@ -165,60 +185,11 @@ impl Appender {
         data: &[u8],
         dir_sync: &DirSync,
     ) -> Result<Appended, SpoolError> {
-        if self.failed.load(Ordering::SeqCst) {
-            return Err(SpoolError::Io {
-                path: self.dir.clone(),
-                source: std::io::Error::other(
-                    "an earlier segment write or sync failed; restart the gateway once the disk is sound",
-                ),
-            });
-        }
+        self.check_sound()?;
         let (offset, seg, ticket) = {
             let mut st = self.state.lock().unwrap_or_else(PoisonError::into_inner);
-            let full = st
-                .current
-                .as_ref()
-                .is_none_or(|(_, _, len)| *len >= MAX_SEGMENT_BYTES);
-            if full {
-                let path = segment_path(&self.dir, id.0);
-                let file = OpenOptions::new()
-                    .read(true)
-                    .write(true)
-                    .create_new(true)
-                    .open(&path)
-                    .context(IoSnafu { path: &path })?;
-                dir_sync.sync_changes()?;
-                st.allocated = 0;
-                st.live.entry(id.0).or_insert(0);
-                let sealed = st
-                    .current
-                    .replace((Arc::new(Synced::new(path, file)), id.0, 0))
-                    .map(|(_, seg, _)| seg);
-                // A segment whose entries were all settled while it was being appended to is
-                // deleted now that nothing more goes into it.
-                if let Some(seg) = sealed.filter(|s| st.live.get(s) == Some(&0)) {
-                    st.live.remove(&seg);
-                    st.settled.remove(&seg);
-                    remove_segment(&self.dir, seg, dir_sync)?;
-                }
-            }
-            let (seg, seg_id, len) = st.current.clone().expect("set above");
-            // Allocate the segment's blocks ahead of the appends (beyond its end: its length,
-            // which `open` reads, stays that of the records written), so that the writeback of
-            // an append allocates nothing and its fdatasync has less metadata to write. Where
-            // the filesystem cannot, appends allocate as they go.
-            let end = len + RECORD_PREFIX + prefix.len() as u64 + data.len() as u64;
-            if end > st.allocated {
-                let from = st.allocated;
-                // Ahead by PREALLOCATE, but not past where the segment will be sealed.
-                let ahead = PREALLOCATE.min(MAX_SEGMENT_BYTES.saturating_sub(from));
-                let size = (end - from).max(ahead);
-                let flags = rustix::fs::FallocateFlags::KEEP_SIZE;
-                st.allocated = match rustix::fs::fallocate(&seg.file, flags, from, size) {
-                    Ok(()) => from + size,
-                    Err(_) => u64::MAX,
-                };
-            }
+            let record_len = RECORD_PREFIX + prefix.len() as u64 + data.len() as u64;
+            let (seg, seg_id, len) = self.room(&mut st, id, record_len, dir_sync)?;
             let mut at = len;
             let written = [&id.0.to_le_bytes()[..], prefix, data]
                 .into_iter()
@@ -244,6 +215,194 @@ impl Appender {
             segment: seg,
             ticket,
         })
+    }
+
+    /// Checks that appends have not failed.
+    fn check_sound(&self) -> Result<(), SpoolError> {
+        if self.failed.load(Ordering::SeqCst) {
+            return Err(SpoolError::Io {
+                path: self.dir.clone(),
+                source: std::io::Error::other(
+                    "an earlier segment write or sync failed; restart the gateway once the disk is sound",
+                ),
+            });
+        }
+        Ok(())
+    }
+
+    /// Under the state lock: the segment a record of `record_len` bytes goes into — a new one,
+    /// named after `id`, when there is none yet or the current one is full — with its blocks
+    /// allocated ahead, and the offset the record starts at (the segment's current end).
+    fn room(
+        &self,
+        st: &mut AppendState,
+        id: EntryId,
+        record_len: u64,
+        dir_sync: &DirSync,
+    ) -> Result<(Arc<Synced>, u64, u64), SpoolError> {
+        let full = st
+            .current
+            .as_ref()
+            .is_none_or(|(_, _, len)| *len >= MAX_SEGMENT_BYTES);
+        if full {
+            let path = segment_path(&self.dir, id.0);
+            let file = OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create_new(true)
+                .open(&path)
+                .context(IoSnafu { path: &path })?;
+            dir_sync.sync_changes()?;
+            st.allocated = 0;
+            st.live.entry(id.0).or_insert(0);
+            let sealed = st
+                .current
+                .replace((Arc::new(Synced::new(path, file)), id.0, 0))
+                .map(|(_, seg, _)| seg);
+            // A segment whose entries were all settled while it was being appended to is
+            // deleted now that nothing more goes into it.
+            if let Some(seg) = sealed.filter(|s| st.live.get(s) == Some(&0)) {
+                st.live.remove(&seg);
+                st.settled.remove(&seg);
+                remove_segment(&self.dir, seg, dir_sync)?;
+            }
+        }
+        let (seg, seg_id, len) = st.current.clone().expect("set above");
+        // Allocate the segment's blocks ahead of the appends (beyond its end: its length,
+        // which `open` reads, stays that of the records written), so that the writeback of
+        // an append allocates nothing and its fdatasync has less metadata to write. Where
+        // the filesystem cannot, appends allocate as they go.
+        let end = len + record_len;
+        if end > st.allocated {
+            let from = st.allocated;
+            // Ahead by PREALLOCATE, but not past where the segment will be sealed.
+            let ahead = PREALLOCATE.min(MAX_SEGMENT_BYTES.saturating_sub(from));
+            let size = (end - from).max(ahead);
+            let flags = rustix::fs::FallocateFlags::KEEP_SIZE;
+            st.allocated = match rustix::fs::fallocate(&seg.file, flags, from, size) {
+                Ok(()) => from + size,
+                Err(_) => u64::MAX,
+            };
+        }
+        Ok((seg, seg_id, len))
+    }
+
+    /// Starts a streamed record of entry `id`: writes its id and `prefix` (a streamed header,
+    /// [`crate::record::encode_streamed_prefix`]) at the current segment's end and moves that
+    /// end past the room for `data_len` bytes of data and the trailer, so that other appends go
+    /// on while the data is written with [`Appender::write_streamed`]. The header is written
+    /// before any later record, so every later acknowledgement makes it durable and `open` can
+    /// step over the room whatever became of the stream. The record counts as live in its
+    /// segment (which is therefore never deleted under it) until committed and settled, or
+    /// [`Appender::abandon`]ed.
+    pub(crate) fn reserve(
+        &self,
+        id: EntryId,
+        prefix: &[u8],
+        header_crc: u32,
+        data_len: u64,
+        dir_sync: &DirSync,
+    ) -> Result<Streamed, SpoolError> {
+        self.check_sound()?;
+        let mut st = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        let head_len = RECORD_PREFIX + prefix.len() as u64;
+        let record_len = head_len + data_len + crate::record::TRAILER_LEN;
+        let (seg, seg_id, len) = self.room(&mut st, id, record_len, dir_sync)?;
+        let written = seg
+            .file
+            .write_all_at(&id.0.to_le_bytes(), len)
+            .and_then(|()| seg.file.write_all_at(prefix, len + RECORD_PREFIX));
+        if let Err(source) = written {
+            self.failed.store(true, Ordering::SeqCst);
+            return Err(SpoolError::Io {
+                path: seg.path.clone(),
+                source,
+            });
+        }
+        st.current = Some((seg.clone(), seg_id, len + record_len));
+        *st.live.entry(seg_id).or_insert(0) += 1;
+        Ok(Streamed {
+            seg_id,
+            segment: seg,
+            offset: len,
+            data_offset: len + head_len,
+            data_len,
+            written: 0,
+            crc: crc32fast::Hasher::new(),
+            header_crc,
+        })
+    }
+
+    /// Writes the next `bytes` of a streamed record's data.
+    pub(crate) fn write_streamed(&self, s: &mut Streamed, bytes: &[u8]) -> Result<(), SpoolError> {
+        let end = s.written + bytes.len() as u64;
+        if end > s.data_len {
+            return Err(SpoolError::Io {
+                path: s.segment.path.clone(),
+                source: std::io::Error::other("more data than the streamed record has room for"),
+            });
+        }
+        if let Err(source) = s
+            .segment
+            .file
+            .write_all_at(bytes, s.data_offset + s.written)
+        {
+            self.failed.store(true, Ordering::SeqCst);
+            return Err(SpoolError::Io {
+                path: s.segment.path.clone(),
+                source,
+            });
+        }
+        s.crc.update(bytes);
+        s.written = end;
+        Ok(())
+    }
+
+    /// Commits a streamed record whose data is all written: writes its trailer and returns once
+    /// the record is durable, as [`Appender::append`] does (`while_syncing` runs before the
+    /// wait). The first value says whether the trailer was written (the record then exists on
+    /// disk, durable or not, and must be indexed); when it was not, the caller abandons it.
+    pub(crate) fn commit_streamed(
+        &self,
+        s: &Streamed,
+        while_syncing: impl FnOnce(),
+    ) -> (bool, Result<(), SpoolError>) {
+        if s.written != s.data_len {
+            let source = std::io::Error::other("a streamed record committed before all its data");
+            return (
+                false,
+                Err(SpoolError::Io {
+                    path: s.segment.path.clone(),
+                    source,
+                }),
+            );
+        }
+        if let Err(e) = self.check_sound() {
+            return (false, Err(e));
+        }
+        let trailer = crate::record::encode_trailer(s.header_crc, s.crc.clone().finalize());
+        if let Err(source) = s
+            .segment
+            .file
+            .write_all_at(&trailer, s.data_offset + s.data_len)
+        {
+            self.failed.store(true, Ordering::SeqCst);
+            let path = s.segment.path.clone();
+            return (false, Err(SpoolError::Io { path, source }));
+        }
+        let ticket = s.segment.ticket();
+        while_syncing();
+        let synced = s.segment.sync_after(ticket);
+        if synced.is_err() {
+            self.failed.store(true, Ordering::SeqCst);
+        }
+        (true, synced)
+    }
+
+    /// Gives up a streamed record that was not committed: its room stays in the segment,
+    /// skipped by `open` (no valid trailer); the segment no longer waits for it.
+    pub(crate) fn abandon(&self, s: &Streamed, dir_sync: &DirSync) -> Result<(), SpoolError> {
+        self.settled_one(s.seg_id, dir_sync)
     }
 
     /// Settles entry `id` of segment `seg` (delivered or dead-lettered): durably records it in
@@ -435,14 +594,20 @@ pub(crate) fn scan(dir: &Path, seg: u64, last: bool) -> Result<Scanned, SpoolErr
             .context(IoSnafu { path: &path })?
         {
             Ok(header) => {
-                let next = header.data_offset + header.data_len;
-                entries.push(Found {
-                    id: EntryId(u64::from_le_bytes(id)),
-                    offset: at,
-                    header,
-                });
+                let next = header.file_len();
+                // A streamed record whose trailer is not valid was never acknowledged: its
+                // room is skipped (its header, written before any later record, says how far).
+                if header.committed {
+                    entries.push(Found {
+                        id: EntryId(u64::from_le_bytes(id)),
+                        offset: at,
+                        header,
+                    });
+                }
                 at = next;
             }
+            // A stream under way when the process stopped, with nothing after it: the end.
+            Err(crate::record::UNFINISHED) => break,
             Err(d) => {
                 defect = Some(d);
                 break;
@@ -545,6 +710,24 @@ pub(crate) fn raw_entry(dir: &Path, seg: u64, offset: u64) -> Result<Option<Vec<
     else {
         return Ok(None);
     };
+    if header.trailer != 0 {
+        // A streamed record becomes an entry file like any other: its trailer's data checksum
+        // goes into the header (the data copied unchecked, as for a record written whole).
+        let (true, Ok(n)) = (header.committed, usize::try_from(header.data_len)) else {
+            return Ok(None);
+        };
+        let mut bytes = crate::record::entry_prefix(
+            &header.group,
+            &header.meta,
+            header.data_len,
+            header.data_crc,
+        );
+        let at = bytes.len();
+        bytes.resize(at + n, 0);
+        file.read_exact_at(&mut bytes[at..], header.data_offset)
+            .context(IoSnafu { path: &path })?;
+        return Ok(Some(bytes));
+    }
     let Ok(n) = usize::try_from(header.data_offset + header.data_len - start) else {
         return Ok(None);
     };

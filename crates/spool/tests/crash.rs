@@ -1,6 +1,7 @@
 //! Crash test: a child process (this test binary re-executed in "writer" mode) puts entries in a
-//! loop from several threads and prints each id only after `put` returned `Ok`, i.e. only what a
-//! server would have acknowledged. The parent kills it with SIGKILL mid-stream, reopens the spool
+//! loop from several threads (half of them streaming entries with `begin` / `write` / `commit`,
+//! giving some up half-way) and prints each id only after `put` or `commit` returned `Ok`, i.e.
+//! only what a server would have acknowledged. The parent kills it with SIGKILL mid-stream, reopens the spool
 //! and checks that every acknowledged entry is there, intact. Three rounds on the same spool, so
 //! each child also opens a spool left behind by a killed process.
 
@@ -76,7 +77,29 @@ fn crash_writer_child() {
                 for k in 0.. {
                     let n = k * WRITER_THREADS + t;
                     let (meta, group, data) = content(round, n);
-                    let id = spool.put("dest", &group, meta.as_bytes(), &data).unwrap();
+                    // Odd threads stream their entries (`begin`, `write` piece by piece,
+                    // `commit`) and give up every seventh half-way; even threads `put`.
+                    let id = if t % 2 == 1 {
+                        let mut pending = spool
+                            .begin("dest", &group, meta.as_bytes(), data.len() as u64)
+                            .unwrap();
+                        let give_up = n % 7 == 1;
+                        let pieces = data.chunks(4096).collect::<Vec<_>>();
+                        let upto = if give_up {
+                            pieces.len() / 2
+                        } else {
+                            pieces.len()
+                        };
+                        for piece in &pieces[..upto] {
+                            pending.write(piece).unwrap();
+                        }
+                        if give_up {
+                            continue;
+                        }
+                        pending.commit(|_| {}).unwrap()
+                    } else {
+                        spool.put("dest", &group, meta.as_bytes(), &data).unwrap()
+                    };
                     // Written straight to fd 1 (not captured by the test harness), one line
                     // under the lock, only after put returned Ok.
                     let mut out = std::io::stdout().lock();
