@@ -28,6 +28,11 @@
 //! It does no I/O and keeps no state between instances: the same input, profile
 //! and key always give the same bytes.
 //!
+//! [`Engine::process_head`] runs the same pipeline on the head of an instance (everything
+//! before the value of its top-level Pixel Data) so that a receiver can write the output
+//! while the pixels are still arriving; it declines whenever the output of the whole
+//! instance could differ from that head followed by the pixel value as it came.
+//!
 //! ```
 //! use dicom_deid_engine::{Engine, Key, Profile};
 //! let engine = Engine::new(Profile::builtin("basic").unwrap(), Key::from_bytes([1; 32]));
@@ -42,7 +47,8 @@ use dicom_deid_pixel::detectors::Detectors;
 use dicom_deid_pixel::stage::{Instance, Stage};
 use dicom_deid_scrub::{verify, Scrubber};
 use dicom_deid_wire::{
-    parse_dataset, read_file, tags as wt, write_file, DataSet, FileMetaOut, Limits, Syntax,
+    find_pixel_data, parse_dataset, read_file, tag_str, tags as wt, write_file, DataSet,
+    FileMetaOut, Limits, PixelDataAt, PixelDataHeader, Syntax,
 };
 use memory::{MemoryBudget, Share};
 use snafu::Snafu;
@@ -270,7 +276,7 @@ impl Engine {
         out: &mut Vec<u8>,
     ) -> Result<(Report, Held), Rejection> {
         let mut held = Held::default();
-        let result = self.run(input, Some(&mut *out), &mut held);
+        let result = self.run(input, Some(&mut *out), &mut held, Input::Whole);
         match result {
             Ok(report) => Ok((report, held)),
             Err(e) => {
@@ -284,7 +290,72 @@ impl Engine {
 
     /// A dry run: what would change, without encoding.
     pub fn plan(&self, input: &[u8]) -> Result<Report, Rejection> {
-        self.run(input, None, &mut Held::default())
+        self.run(input, None, &mut Held::default(), Input::Whole)
+    }
+
+    /// De-identifies the head of an instance whose Pixel Data is still arriving: `head` is
+    /// the Part 10 stream up to and including the element header of its top-level Pixel
+    /// Data (`prefix[..value_start]` of a [`PixelDataHeader`] that
+    /// [`dicom_deid_wire::find_pixel_data`] found) and `pixel_len` the value length that
+    /// header declares.
+    ///
+    /// When it returns `Some((report, out))`, then for every `pixels` of `pixel_len` bytes,
+    /// **if nothing follows Pixel Data in the instance**,
+    /// `process(head ‖ pixels)` succeeds with `out ‖ pixels` as its bytes and `report` as its
+    /// report. The output can so be written while the pixel value is still arriving: `out`
+    /// first, then the value bytes as they come, untouched.
+    ///
+    /// It declines (`None`) whenever that cannot be promised from the head alone, and the
+    /// caller then runs [`Engine::process`] on the whole instance (which writes it or says
+    /// why not): a stream with no file meta or a deflated data set, encapsulated or odd-length
+    /// Pixel Data (odd values are padded on output), a head that does not end at the Pixel
+    /// Data value or declares another length, an instance whose pixels need a clean
+    /// (BurnedInAnnotation YES, a region rule, text detection), a profile that does not keep
+    /// Pixel Data as it is, and any head that `process` would reject. It takes nothing from
+    /// the memory budget and never waits for it, as `process` takes nothing for an instance
+    /// whose data set is not deflated and whose pixels pass through.
+    ///
+    /// The caller must check that the instance ends right after the pixel value (at
+    /// `head.len() + pixel_len` bytes) and otherwise throw `out` away and fall back: whatever
+    /// follows Pixel Data (trailing padding, a digital signature, any element) is
+    /// de-identified and written by `process` after the pixel value, which `out` cannot
+    /// hold. The head alone cannot tell.
+    pub fn process_head(&self, head: &[u8], pixel_len: u64) -> Option<(Report, Vec<u8>)> {
+        let PixelDataAt::Found(at) = find_pixel_data(head, &self.limits) else {
+            return None;
+        };
+        // An odd length is padded on output, so the value would not be written verbatim.
+        if at.value_start != head.len() || at.value_len != pixel_len || pixel_len % 2 == 1 {
+            return None;
+        }
+        // The same instance with an empty Pixel Data value: every stage but the clean (which
+        // is declined) reads only the other elements, so its output differs from that of the
+        // whole instance in the value and its length field alone.
+        let mut empty = head.to_vec();
+        put_len(&mut empty, at, 0);
+        let mut out = Vec::new();
+        let report = self
+            .run(&empty, Some(&mut out), &mut Held::default(), Input::Head)
+            .ok()?;
+        if report.pixel != PixelReport::PassThrough
+            || report.transfer_syntax_out != report.transfer_syntax_in
+            || report
+                .changes
+                .iter()
+                .any(|c| c.tag == wt::PIXEL_DATA && c.path == tag_str(wt::PIXEL_DATA))
+        {
+            return None;
+        }
+        // The output must end with the top-level Pixel Data header, as the input did.
+        match find_pixel_data(&out, &self.limits) {
+            PixelDataAt::Found(o)
+                if o.value_start == out.len() && o.value_len == 0 && o.syntax == at.syntax =>
+            {
+                put_len(&mut out, o, u32::try_from(pixel_len).ok()?);
+                Some((report, out))
+            }
+            _ => None,
+        }
     }
 
     /// Takes `bytes` of working memory from the budget, if there is one.
@@ -307,6 +378,7 @@ impl Engine {
         class: &str,
         transfer_syntax: &str,
         held: &mut Held,
+        input: Input,
     ) -> Result<(PixelReport, Option<dicom_deid_pixel::Encoded>), Rejection> {
         let config = self.profile.pixel();
         let refs = self.detectors.as_refs();
@@ -345,6 +417,12 @@ impl Engine {
         let decision = stage.decide(&inst);
         if !decision.needs_clean() {
             return Ok((PixelReport::PassThrough, None));
+        }
+        if input == Input::Head {
+            return UnsupportedSnafu {
+                reason: "the pixels need a clean, which needs their value",
+            }
+            .fail();
         }
         let mut reasons = Vec::new();
         if decision.burned_in {
@@ -401,6 +479,7 @@ impl Engine {
         input: &[u8],
         encode: Option<&mut Vec<u8>>,
         held: &mut Held,
+        given: Input,
     ) -> Result<Report, Rejection> {
         let raw = read_file(input, &self.limits)?;
         let inflated;
@@ -450,7 +529,7 @@ impl Engine {
         } else {
             raw.transfer_syntax_uid.clone()
         };
-        let (pixel_report, cleaned) = self.clean_pixels(&ds, &class, &pixel_ts, held)?;
+        let (pixel_report, cleaned) = self.clean_pixels(&ds, &class, &pixel_ts, held, given)?;
         if ds.get(wt::SOP_CLASS_UID).is_none() {
             ds.put(dicom_deid_wire::Element::text(
                 wt::SOP_CLASS_UID,
@@ -526,6 +605,25 @@ impl Engine {
         drop(reread);
         Ok(report)
     }
+}
+
+/// What [`Engine::run`] is given: a whole instance, or the head of one with an empty Pixel
+/// Data value ([`Engine::process_head`]), whose pixels cannot be cleaned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Input {
+    Whole,
+    Head,
+}
+
+/// Writes `len` into the length field of the Pixel Data element header found at `at` (the
+/// 4 bytes before its value, in the data set's byte order).
+fn put_len(bytes: &mut [u8], at: PixelDataHeader, len: u32) {
+    let field = if at.syntax.big_endian {
+        len.to_be_bytes()
+    } else {
+        len.to_le_bytes()
+    };
+    bytes[at.value_start - 4..at.value_start].copy_from_slice(&field);
 }
 
 /// After a clean: BurnedInAnnotation NO, and 113101 (Clean Pixel Data) in

@@ -12,6 +12,9 @@
 //!   really there before anything is sliced, and nothing is ever allocated from a
 //!   length read in the header. Deflated data sets inflate up to a cap.
 //! - **Where, never what.** Errors name a tag and a byte offset, never a value.
+//! - **Streamable.** [`PixelDataScan`] finds the top-level Pixel Data element header in
+//!   a stream that is still arriving, so a receiver can handle the header before the
+//!   pixels are in.
 //!
 //! What it does not do: interpret values (character sets, numbers), decode pixel
 //! data, or know anything about de-identification. The data dictionary of dicom-rs
@@ -29,6 +32,7 @@
 
 mod error;
 mod read;
+mod scan;
 pub mod tags;
 pub mod testing;
 mod vr;
@@ -36,6 +40,7 @@ mod write;
 
 pub use error::{Error, Result};
 pub use read::{parse_dataset, read_file, sniff, FileMetaIn, RawFile};
+pub use scan::{find_pixel_data, PixelDataAt, PixelDataHeader, PixelDataScan};
 pub use vr::Vr;
 pub use write::{encode_dataset, write_file, FileMetaOut};
 

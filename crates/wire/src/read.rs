@@ -10,7 +10,7 @@ use crate::error::*;
 use crate::tags::*;
 use crate::{tag_str, DataSet, Element, Limits, Syntax, Tag, Value, Vr};
 
-const UNDEFINED: u32 = 0xFFFF_FFFF;
+pub(crate) const UNDEFINED: u32 = 0xFFFF_FFFF;
 
 /// What the file meta group of an input says, reduced to what the pipeline needs.
 /// It holds no instance identifiers: those are taken from the data set itself.
@@ -100,18 +100,7 @@ impl<'a> RawFile<'a> {
 /// Reads the preamble and file meta of a Part 10 file, or recognises a bare data
 /// set by its first element. Fails with [`Error::NotDicom`] for anything else.
 pub fn read_file<'a>(bytes: &'a [u8], _limits: &Limits) -> Result<RawFile<'a>> {
-    // "DICM" at 128 is a preamble only if the meta group follows it: a bare data
-    // set can hold those four bytes by chance.
-    let meta_start =
-        if bytes.len() >= 134 && &bytes[128..132] == b"DICM" && bytes[132..134] == [0x02, 0x00] {
-            Some(132)
-        } else if bytes.len() >= 8 && u16::from_le_bytes([bytes[0], bytes[1]]) == 0x0002 {
-            // Meta group without the 128-byte preamble.
-            Some(0)
-        } else {
-            None
-        };
-    let Some(start) = meta_start else {
+    let Some(start) = meta_start(bytes) else {
         let syntax = sniff(bytes).ok_or(Error::NotDicom)?;
         return Ok(RawFile {
             meta: FileMetaIn::default(),
@@ -154,8 +143,22 @@ pub fn read_file<'a>(bytes: &'a [u8], _limits: &Limits) -> Result<RawFile<'a>> {
     })
 }
 
+/// Where the file meta group begins, if there is one (decided by the first 134 bytes).
+pub(crate) fn meta_start(bytes: &[u8]) -> Option<usize> {
+    // "DICM" at 128 is a preamble only if the meta group follows it: a bare data
+    // set can hold those four bytes by chance.
+    if bytes.len() >= 134 && &bytes[128..132] == b"DICM" && bytes[132..134] == [0x02, 0x00] {
+        Some(132)
+    } else if bytes.len() >= 8 && u16::from_le_bytes([bytes[0], bytes[1]]) == 0x0002 {
+        // Meta group without the 128-byte preamble.
+        Some(0)
+    } else {
+        None
+    }
+}
+
 /// Reads group 0002 from `start`; returns the meta and where the data set begins.
-fn read_meta(bytes: &[u8], start: usize) -> Result<(FileMetaIn, usize)> {
+pub(crate) fn read_meta(bytes: &[u8], start: usize) -> Result<(FileMetaIn, usize)> {
     let mut meta = FileMetaIn::default();
     let mut pos = start;
     while pos + 8 <= bytes.len() && u16::from_le_bytes([bytes[pos], bytes[pos + 1]]) == 0x0002 {
@@ -269,6 +272,22 @@ fn correct_syntax(body: &[u8], declared: Syntax) -> Syntax {
     declared
 }
 
+/// Whether [`correct_syntax`] keeps `declared` for every data set that begins with
+/// `body` (at least 8 bytes), however long: its corrections depend on whether the
+/// first value fits in what is there, so a prefix may be corrected differently from
+/// the whole stream.
+pub(crate) fn syntax_settled(body: &[u8], declared: Syntax) -> bool {
+    let Some(vr) = body.get(4..6) else {
+        return false;
+    };
+    let vr_present = Vr::from_bytes([vr[0], vr[1]]).is_some();
+    if declared.explicit {
+        declared.big_endian || vr_present
+    } else {
+        !vr_present
+    }
+}
+
 fn explicit_len(bytes: &[u8], pos: usize, vr: Vr, be: bool) -> Option<(u32, usize)> {
     if vr.has_long_length() {
         let b: [u8; 4] = bytes.get(pos + 8..pos + 12)?.try_into().ok()?;
@@ -310,23 +329,41 @@ fn need(bytes: &[u8], pos: usize, n: u64, what: &str) -> Result<()> {
 /// Parses a data set encoded with `syntax` (not deflated) into a tree that borrows
 /// from `bytes`.
 pub fn parse_dataset<'a>(bytes: &'a [u8], syntax: Syntax, limits: &Limits) -> Result<DataSet<'a>> {
-    let p = Parser { buf: bytes, limits };
+    let p = Parser {
+        buf: bytes,
+        limits,
+        partial: false,
+    };
     let mut pos = 0;
     p.dataset(&mut pos, None, 0, syntax, 0)
 }
 
-struct Parser<'a, 'l> {
-    buf: &'a [u8],
-    limits: &'l Limits,
+pub(crate) struct Parser<'a, 'l> {
+    pub(crate) buf: &'a [u8],
+    pub(crate) limits: &'l Limits,
+    /// `buf` is a prefix of the stream, not all of it: a check that more bytes could
+    /// pass fails as [`Error::Truncated`] (see [`crate::PixelDataScan`]).
+    pub(crate) partial: bool,
 }
 
-struct Header {
-    tag: Tag,
-    vr: Vr,
-    len: u32,
+pub(crate) struct Header {
+    pub(crate) tag: Tag,
+    pub(crate) vr: Vr,
+    pub(crate) len: u32,
 }
 
-impl<'a> Parser<'a, '_> {
+impl<'a, 'l> Parser<'a, 'l> {
+    /// A parser of `buf[..end]`: what a defined length encloses is read within it, so
+    /// an undefined-length item or sequence inside never reads past the enclosing end
+    /// (the bytes there belong to the next element). All of it has arrived.
+    fn within(&self, end: usize) -> Parser<'a, 'l> {
+        Parser {
+            buf: &self.buf[..end],
+            limits: self.limits,
+            partial: false,
+        }
+    }
+
     fn u16(&self, pos: usize, be: bool) -> u16 {
         let b = [self.buf[pos], self.buf[pos + 1]];
         if be {
@@ -351,7 +388,7 @@ impl<'a> Parser<'a, '_> {
     }
 
     /// Reads an element header at `pos`, advancing past it.
-    fn header(&self, pos: &mut usize, syntax: Syntax) -> Result<Header> {
+    pub(crate) fn header(&self, pos: &mut usize, syntax: Syntax) -> Result<Header> {
         let be = syntax.big_endian;
         let at = *pos;
         need(self.buf, at, 8, "element header")?;
@@ -378,13 +415,25 @@ impl<'a> Parser<'a, '_> {
             // it as that; anything else is an error.
             let known = implicit_vr(tag);
             let len = self.u16(at + 6, be) as usize;
-            if known != Vr::UN && !known.has_long_length() && at + 8 + len <= self.buf.len() {
-                *pos += 8;
-                return Ok(Header {
-                    tag,
-                    vr: known,
-                    len: len as u32,
-                });
+            if known != Vr::UN && !known.has_long_length() {
+                if at + 8 + len <= self.buf.len() {
+                    *pos += 8;
+                    return Ok(Header {
+                        tag,
+                        vr: known,
+                        len: len as u32,
+                    });
+                }
+                if self.partial {
+                    // The value may fit once the rest of the stream has arrived.
+                    return TruncatedSnafu {
+                        what: format!("value of {}", tag_str(tag)),
+                        offset: at + 8,
+                        needed: len as u64,
+                        available: self.buf.len() - (at + 8).min(self.buf.len()),
+                    }
+                    .fail();
+                }
             }
             return InvalidVrSnafu {
                 tag: tag_str(tag),
@@ -487,7 +536,7 @@ impl<'a> Parser<'a, '_> {
         Ok(ds)
     }
 
-    fn value(
+    pub(crate) fn value(
         &self,
         pos: &mut usize,
         h: &Header,
@@ -537,6 +586,7 @@ impl<'a> Parser<'a, '_> {
             *pos = stop;
             let mut p = start;
             return self
+                .within(stop)
                 .items(&mut p, Some(stop), depth, syntax, h.tag)
                 .map(Value::Seq);
         }
@@ -545,7 +595,10 @@ impl<'a> Parser<'a, '_> {
             // private sequence): its content is implicit VR little endian. If it
             // does not parse as items, it stays opaque bytes.
             let mut p = start;
-            if let Ok(items) = self.items(&mut p, Some(stop), depth, Syntax::IMPLICIT_LE, h.tag) {
+            let items =
+                self.within(stop)
+                    .items(&mut p, Some(stop), depth, Syntax::IMPLICIT_LE, h.tag);
+            if let Ok(items) = items {
                 *pos = stop;
                 return Ok(Value::Seq(items));
             }
@@ -608,7 +661,13 @@ impl<'a> Parser<'a, '_> {
                         .fail();
                     }
                     let stop = *pos + len as usize;
-                    items.push(self.dataset(pos, Some(stop), depth + 1, syntax, seq)?);
+                    items.push(self.within(stop).dataset(
+                        pos,
+                        Some(stop),
+                        depth + 1,
+                        syntax,
+                        seq,
+                    )?);
                     *pos = stop;
                 }
                 _ => {
@@ -675,5 +734,32 @@ pub(crate) fn implicit_vr(tag: Tag) -> Vr {
         Some(VirtualVr::Xs) => Vr::US,
         Some(VirtualVr::Ox | VirtualVr::Px | VirtualVr::Lt) => Vr::OW,
         _ => Vr::UN,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A sequence sent as UN with a defined length whose item has no delimiter within it:
+    /// the item is not read past the length (into the elements that follow), so the value
+    /// stays opaque and what follows is read once, at the top level.
+    #[test]
+    fn an_item_does_not_overrun_the_length_that_encloses_it() {
+        let mut body = vec![0x28, 0x00, 0x00, 0x30, b'U', b'N', 0, 0, 16, 0, 0, 0];
+        body.extend_from_slice(&[0xFE, 0xFF, 0x00, 0xE0, 0xFF, 0xFF, 0xFF, 0xFF]);
+        body.extend_from_slice(&[0x08, 0x00, 0x04, 0x01, 0, 0, 0, 0]);
+        // What follows. Read as part of the item (implicit VR), its header is an element
+        // whose length is "OB\0\0", after which its value holds an item delimiter.
+        let mut value = vec![0u8; 16984];
+        let close = 0x424F - 4;
+        value[close..close + 8].copy_from_slice(&[0xFE, 0xFF, 0x0D, 0xE0, 0, 0, 0, 0]);
+        body.extend_from_slice(&[0x28, 0x00, 0x01, 0x30, b'O', b'B', 0, 0]);
+        body.extend_from_slice(&(value.len() as u32).to_le_bytes());
+        body.extend_from_slice(&value);
+        let ds = parse_dataset(&body, Syntax::EXPLICIT_LE, &Limits::default()).unwrap();
+        let tags: Vec<_> = ds.elements.iter().map(|e| (e.tag, e.vr)).collect();
+        assert_eq!(tags, [(0x0028_3000, Vr::UN), (0x0028_3001, Vr::OB)]);
+        assert_eq!(ds.elements[0].bytes().map(<[u8]>::len), Some(16));
     }
 }
