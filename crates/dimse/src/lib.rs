@@ -74,6 +74,7 @@ mod wire;
 
 use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
+use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::Duration;
@@ -248,6 +249,45 @@ pub enum StoreOutcome {
 pub trait Store: Send + Sync + 'static {
     /// Takes one instance.
     fn store(&self, request: StoreRequest) -> impl Future<Output = StoreOutcome> + Send;
+
+    /// For a C-STORE whose data set begins to arrive: something that sees the data set as it
+    /// arrives and then answers the instance in [`Store::store`]'s place, or `None` (the
+    /// default) to get whole instances only. It is dropped without being asked to answer when
+    /// the instance is refused before it is complete (too large, no receive memory) or the
+    /// association ends first.
+    fn receiving(&self, arriving: &Arriving<'_>) -> Option<Box<dyn Receiving>> {
+        let _ = arriving;
+        None
+    }
+}
+
+/// An instance whose data set begins to arrive ([`Store::receiving`]).
+#[derive(Debug, Clone, Copy)]
+pub struct Arriving<'a> {
+    /// The calling AE title of the association.
+    pub calling_ae: &'a str,
+    /// The route of that AE title.
+    pub route: &'a str,
+    /// The association's process-unique id.
+    pub association: u64,
+    /// The instance's index within the association.
+    pub index: u64,
+    /// The negotiated transfer syntax of the data set.
+    pub transfer_syntax: &'a str,
+}
+
+/// Sees one instance's data set while it arrives, then answers the instance ([`Store::receiving`]).
+pub trait Receiving: Send + 'static {
+    /// After each data fragment read: `so_far` is the Part 10 envelope and the data set as far
+    /// as it has arrived (it only grows). Runs on the association's task between two reads:
+    /// keep it short.
+    fn received(&mut self, so_far: &[u8]);
+
+    /// The instance is complete: answers it, as [`Store::store`] would.
+    fn complete(
+        self: Box<Self>,
+        request: StoreRequest,
+    ) -> Pin<Box<dyn Future<Output = StoreOutcome> + Send>>;
 }
 
 /// SCP counters.

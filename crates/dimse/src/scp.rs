@@ -22,7 +22,10 @@ use tracing::{debug, info, warn};
 
 use crate::command::{self, Command, C_ECHO_RQ, C_STORE_RQ, MAX_COMMAND_BYTES};
 use crate::wire;
-use crate::{meta, sop, status, ScpConfig, ScpMetrics, Store, StoreOutcome, StoreRequest};
+use crate::{
+    meta, sop, status, Arriving, Receiving, ScpConfig, ScpMetrics, Store, StoreOutcome,
+    StoreRequest,
+};
 
 pub(crate) struct Ctx<S> {
     pub config: Arc<ScpConfig>,
@@ -170,6 +173,9 @@ struct Pending {
     too_large: bool,
     /// The receive memory was full: the rest of the data set is drained.
     no_room: bool,
+    /// What sees the data set as it arrives ([`Store::receiving`]), once asked (`asked`).
+    receiving: Option<Box<dyn Receiving>>,
+    asked: bool,
 }
 
 /// What the PDV stream has produced.
@@ -268,6 +274,7 @@ impl Inbound {
                     pending.too_large = true;
                     pending.data = None;
                     pending.held = None;
+                    pending.receiving = None;
                 } else if let (Some(data), Some(held)) =
                     (pending.data.as_mut(), pending.held.as_mut())
                 {
@@ -278,6 +285,7 @@ impl Inbound {
                     pending.no_room = true;
                     pending.data = None;
                     pending.held = None;
+                    pending.receiving = None;
                 }
                 Ok(Target::Drain)
             }
@@ -333,6 +341,8 @@ impl Inbound {
                 received: 0,
                 too_large: false,
                 no_room: false,
+                receiving: None,
+                asked: false,
             };
             if pending.cmd.has_data_set() {
                 self.pending = Some(pending);
@@ -576,6 +586,25 @@ async fn serve_association<S, T>(
             if let Err(reason) = read {
                 break 'outer Some(reason.into());
             }
+            if target == Target::Data {
+                if let Some(p) = inbound.pending.as_mut() {
+                    if !p.asked {
+                        p.asked = true;
+                        if let Some((_, ts)) = contexts.get(&p.pc) {
+                            p.receiving = ctx.store.receiving(&Arriving {
+                                calling_ae: &calling,
+                                route: &route,
+                                association: id,
+                                index,
+                                transfer_syntax: ts,
+                            });
+                        }
+                    }
+                    if let (Some(r), Some(data)) = (p.receiving.as_mut(), p.data.as_deref()) {
+                        r.received(data);
+                    }
+                }
+            }
             let message = match inbound.finish(control & 0x02 != 0, &contexts, config) {
                 Ok(Step::Nothing) => continue,
                 Ok(Step::Message(m)) => m,
@@ -588,6 +617,7 @@ async fn serve_association<S, T>(
                 held,
                 too_large,
                 no_room,
+                receiving,
                 ..
             } = message;
             let (status, comment) = match cmd.command_field {
@@ -605,6 +635,7 @@ async fn serve_association<S, T>(
                             held,
                             too_large,
                             no_room,
+                            receiving,
                         },
                         &contexts,
                         (&calling, &route, addr, id, index),
@@ -663,6 +694,8 @@ struct Received<'a> {
     held: Option<Held>,
     too_large: bool,
     no_room: bool,
+    /// What saw the data set arrive, if the store asked for it: it answers instead of the store.
+    receiving: Option<Box<dyn Receiving>>,
 }
 
 /// Answers one complete C-STORE-RQ: the status and comment of the response.
@@ -713,7 +746,10 @@ async fn store_one<S: Store>(
         transfer_syntax: ts.clone(),
         bytes,
     };
-    let outcome = ctx.store.store(request).await;
+    let outcome = match message.receiving {
+        Some(receiving) => receiving.complete(request).await,
+        None => ctx.store.store(request).await,
+    };
     drop(message.held);
     match outcome {
         StoreOutcome::Stored => (status::SUCCESS, None),

@@ -46,7 +46,9 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
-use dicom_deid_dimse::{Peer, ScpConfig, ScpMetrics, Store, StoreOutcome, StoreRequest};
+use dicom_deid_dimse::{
+    Arriving, Peer, Receiving, ScpConfig, ScpMetrics, Store, StoreOutcome, StoreRequest,
+};
 use serde::Deserialize;
 use tokio::net::TcpListener;
 
@@ -333,8 +335,7 @@ impl Store for GatewayStore {
         let ms = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_millis() as u64);
-        // Audit id of the instance: process-unique, carries nothing of the data.
-        let id = format!("dimse-{ms}-{}.{}", request.association, request.index);
+        let id = instance_id(ms, request.association, request.index);
         let outcome = ingest::store_instance(
             self.state.clone(),
             &request.route,
@@ -343,15 +344,33 @@ impl Store for GatewayStore {
             Bytes::from(request.bytes),
         )
         .await;
-        match outcome {
-            Outcome::Stored { .. } => StoreOutcome::Stored,
-            Outcome::Failed {
-                reason, comment, ..
-            } => StoreOutcome::Refused {
-                status: reason,
-                comment,
-            },
-        }
+        answer(outcome)
+    }
+
+    /// Instances whose pixel data passes through are written into the spool as they arrive
+    /// (`crate::streamed`); the others, and any that cannot be, take [`Store::store`]'s path.
+    fn receiving(&self, arriving: &Arriving<'_>) -> Option<Box<dyn Receiving>> {
+        let streaming = crate::streamed::Streaming::new(&self.state, arriving)?;
+        Some(Box::new(streaming))
+    }
+}
+
+/// The audit id of a DIMSE instance received at `ms` (Unix milliseconds): process-unique, and
+/// carries nothing of the data.
+pub(crate) fn instance_id(ms: u64, association: u64, index: u64) -> String {
+    format!("dimse-{ms}-{association}.{index}")
+}
+
+/// The C-STORE answer to an ingest outcome.
+pub(crate) fn answer(outcome: Outcome) -> StoreOutcome {
+    match outcome {
+        Outcome::Stored { .. } => StoreOutcome::Stored,
+        Outcome::Failed {
+            reason, comment, ..
+        } => StoreOutcome::Refused {
+            status: reason,
+            comment,
+        },
     }
 }
 

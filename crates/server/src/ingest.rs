@@ -42,14 +42,14 @@ use dicom_deid_dicomweb::{
 };
 use dicom_deid_engine::{Engine, Held, PixelReport, Rejection, Report};
 use dicom_deid_forward::{is_uid, SpoolMeta};
-use dicom_deid_spool::SpoolError;
+use dicom_deid_spool::{EntryId, SpoolError};
 use futures_util::{Stream, StreamExt};
 use tokio::sync::OwnedSemaphorePermit;
 use tokio::task::JoinHandle;
 use tracing::{info, warn};
 
 use crate::originals::Originals;
-use crate::{AppState, Inner, Routing};
+use crate::{AppState, Inner, RouteTarget, Routing};
 
 /// The outcome of one instance (a STOW part or a C-STORE).
 pub(crate) enum Outcome {
@@ -421,7 +421,7 @@ fn route_profile(route: &Routing) -> (Option<String>, Option<String>) {
 
 /// Whether the forwarder can deliver what the engine made: the spool groups by study and
 /// STOW-RS names instances by their UIDs (the forwarder dead-letters an entry without them).
-fn forwardable(report: &Report) -> bool {
+pub(crate) fn forwardable(report: &Report) -> bool {
     is_uid(&report.new_study_uid) && is_uid(&report.new_sop_instance_uid)
 }
 
@@ -436,7 +436,7 @@ fn masked_regions(report: &Report) -> u32 {
 }
 
 /// Milliseconds since `started`, for `timings_ms`.
-fn ms_since(started: Instant) -> f64 {
+pub(crate) fn ms_since(started: Instant) -> f64 {
     started.elapsed().as_secs_f64() * 1000.0
 }
 
@@ -488,6 +488,16 @@ async fn reserve(inner: &Inner, route: &Routing, len: u64) -> Option<OwnedSemaph
     inner.bytes.clone().acquire_many_owned(kib).await.ok()
 }
 
+/// [`reserve`] if the in-flight bytes have room right now.
+pub(crate) fn try_reserve(
+    inner: &Inner,
+    route: &Routing,
+    len: u64,
+) -> Option<OwnedSemaphorePermit> {
+    let kib = share_kib(inner, route, len);
+    inner.bytes.clone().try_acquire_many_owned(kib).ok()
+}
+
 /// Gives back what `permit` holds beyond the share of a part of `len` bytes.
 fn shrink(permit: &mut OwnedSemaphorePermit, inner: &Inner, route: &Routing, len: u64) {
     let keep = share_kib(inner, route, len) as usize;
@@ -537,9 +547,7 @@ async fn part(
     let job_route = route.clone();
     let job_study = study;
     let job_id = part_id;
-    let inline = calling_ae.is_some()
-        && tokio::runtime::Handle::current().runtime_flavor()
-            == tokio::runtime::RuntimeFlavor::MultiThread;
+    let inline = calling_ae.is_some();
     let job = move || {
         process(
             &job_state.inner,
@@ -551,15 +559,7 @@ async fn part(
             worker,
         )
     };
-    let result = if inline {
-        // A panic is caught as the blocking pool would: the instance is refused, the
-        // association goes on.
-        tokio::task::block_in_place(|| std::panic::catch_unwind(std::panic::AssertUnwindSafe(job)))
-            .map_err(|_| ())
-    } else {
-        tokio::task::spawn_blocking(job).await.map_err(|_| ())
-    };
-    match result {
+    match blocking(inline, job).await {
         Ok(outcome) => {
             if matches!(outcome, Outcome::Stored { .. }) {
                 for t in &route.targets {
@@ -568,12 +568,57 @@ async fn part(
             }
             outcome
         }
-        Err(_) => {
-            warn!(message = "De-identification task failed (panic); the part is refused.", route = %route.name);
+        Err(()) => {
             inner.metrics.rejected.fetch_add(1, Relaxed);
-            Outcome::unreadable(failure::PROCESSING_FAILURE)
+            panicked(&route)
         }
     }
+}
+
+/// Runs `job` where blocking is allowed: on this worker thread (`block_in_place`) when `inline`
+/// and the runtime is multi-threaded (a current-thread runtime cannot), else on the blocking
+/// pool. `Err` when it panicked: a panic is caught either way, so that the caller refuses the
+/// instance and goes on.
+pub(crate) async fn blocking<T: Send + 'static>(
+    inline: bool,
+    job: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, ()> {
+    let multi_thread = tokio::runtime::Handle::current().runtime_flavor()
+        == tokio::runtime::RuntimeFlavor::MultiThread;
+    if inline && multi_thread {
+        tokio::task::block_in_place(|| std::panic::catch_unwind(std::panic::AssertUnwindSafe(job)))
+            .map_err(|_| ())
+    } else {
+        tokio::task::spawn_blocking(job).await.map_err(|_| ())
+    }
+}
+
+/// The audit fields every line of an instance carries before its original identifiers are read:
+/// its id, route, sender's AE title (DIMSE), key id, and the route's profile when all its
+/// destinations share one.
+pub(crate) fn base_record(
+    inner: &Inner,
+    route: &Routing,
+    part_id: &str,
+    calling_ae: Option<String>,
+) -> Record {
+    let (profile, profile_version) = route_profile(route);
+    Record {
+        instance: part_id.to_string(),
+        route: Some(route.name.clone()),
+        calling_ae,
+        key_id: Some(inner.key.id()),
+        profile,
+        profile_version,
+        ..Record::default()
+    }
+}
+
+/// The outcome of an instance whose processing panicked: refused, counted, logged by route.
+pub(crate) fn panicked(route: &Routing) -> Outcome {
+    warn!(message = "De-identification task failed (panic); the part is refused.", route = %route.name);
+    // Counted like any refusal.
+    Outcome::unreadable(failure::PROCESSING_FAILURE)
 }
 
 /// The blocking half of one instance, shared by STOW-RS and DIMSE: read originals, check the
@@ -593,20 +638,7 @@ fn process(
     let received_at_ms = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as u64);
-    let key_id = inner.key.id();
-    let base = Record {
-        instance: part_id.to_string(),
-        route: Some(route.name.clone()),
-        calling_ae,
-        key_id: Some(key_id.clone()),
-        ..Record::default()
-    };
-    let (profile, profile_version) = route_profile(route);
-    let base = Record {
-        profile,
-        profile_version,
-        ..base
-    };
+    let base = base_record(inner, route, part_id, calling_ae);
     let reject = |record: Record, reason: String, outcome: Outcome| {
         m.rejected.fetch_add(1, Relaxed);
         let outcome = outcome.with_comment(&reason);
@@ -727,90 +759,20 @@ fn process(
             .iter()
             .find(|(e, ..)| Arc::ptr_eq(e, &target.engine))
             .expect("made above");
-        let profile = engine.profile();
-        let masked = masked_regions(report);
-        let mut actions: BTreeMap<String, u32> = BTreeMap::new();
-        for change in &report.changes {
-            *actions
-                .entry(format!("{:?}", change.action).to_lowercase())
-                .or_default() += 1;
-        }
-        let meta = SpoolMeta {
-            sop_class_uid: report.sop_class_uid.clone(),
-            sop_instance_uid: report.new_sop_instance_uid.clone(),
-            study_uid: report.new_study_uid.clone(),
-            series_uid: report.new_series_uid.clone(),
-            route: route.name.clone(),
-            profile: profile.name().to_string(),
-            profile_version: profile.version().to_string(),
-            key_id: key_id.clone(),
-            original: hashes.clone(),
-            transfer_syntax_in: report.transfer_syntax_in.clone(),
-            transfer_syntax_out: report.transfer_syntax_out.clone(),
-            actions: actions.clone(),
-            masked_regions: masked,
-            received_at_ms,
-        };
-        let meta_json = serde_json::to_vec(&meta).expect("SpoolMeta serialises");
+        let (meta_json, record) = entry_for(route, target, engine, report, &base, received_at_ms);
         // `forwardable` checked the study UID above: it names the spool group.
         let group = report.new_study_uid.as_str();
-        let record = Record {
-            profile: Some(profile.name().to_string()),
-            profile_version: Some(profile.version().to_string()),
-            destination: Some(target.destination.clone()),
-            new_uids: Some(NewUids {
-                study_uid: report.new_study_uid.clone(),
-                series_uid: report.new_series_uid.clone(),
-                sop_uid: report.new_sop_instance_uid.clone(),
-            }),
-            actions: Some(actions),
-            masked_regions: Some(masked),
-            transfer_syntax_in: Some(report.transfer_syntax_in.clone()),
-            transfer_syntax_out: Some(report.transfer_syntax_out.clone()),
-            ..base.clone()
-        };
-        // The `queued` line is written once the entry is in its segment and its fsync is
-        // started then, so that it runs while the spool's own sync is waited for; the part
-        // is answered only after both (`audit_wait` below). Should the spool's sync fail, the
-        // `rejected` line that follows says so. `spool` is the time to write the entry.
-        let put_started = Instant::now();
-        let mut queued_line = None;
-        let put = inner
-            .spool
-            .put_with(&target.destination, group, &meta_json, bytes, |id| {
-                queued_line = audit_started(
-                    inner,
-                    &Record {
-                        event: Event::Queued,
-                        instance: id.to_string(),
-                        timings_ms: Some(BTreeMap::from([
-                            ("deidentify".to_string(), deidentify_ms),
-                            ("spool".to_string(), ms_since(put_started)),
-                        ])),
-                        ..record.clone()
-                    },
-                );
-            });
+        let put = queue(inner, &record, deidentify_ms, |while_syncing| {
+            inner
+                .spool
+                .put_with(&target.destination, group, &meta_json, bytes, while_syncing)
+        });
         match put {
-            Ok(_) => {
+            Ok(()) => {
                 m.queued_bytes.fetch_add(bytes.len() as u64, Relaxed);
-                if let Some(seq) = queued_line {
-                    audit_wait(inner, seq);
-                }
             }
             Err(e) => {
-                let full = matches!(e, SpoolError::Full { .. });
-                warn!(message = "Spool put failed; the instance is refused.", route = %route.name, destination = %target.destination, error = %e);
-                let code = if full {
-                    failure::OUT_OF_RESOURCES
-                } else {
-                    failure::PROCESSING_FAILURE
-                };
-                let reason = if full {
-                    "spool full"
-                } else {
-                    "spool write failed"
-                };
+                let (code, reason, full) = refusal(route, &target.destination, &e);
                 return reject(record, reason.into(), failed(code, full));
             }
         }
@@ -822,10 +784,114 @@ fn process(
     }
 }
 
+/// The spool meta of an instance for one destination, and the audit record its `queued` line
+/// is made from. `base` carries the instance's audit fields (id, route, calling AE, key id,
+/// original hashes).
+pub(crate) fn entry_for(
+    route: &Routing,
+    target: &RouteTarget,
+    engine: &Engine,
+    report: &Report,
+    base: &Record,
+    received_at_ms: u64,
+) -> (Vec<u8>, Record) {
+    let profile = engine.profile();
+    let masked = masked_regions(report);
+    let mut actions: BTreeMap<String, u32> = BTreeMap::new();
+    for change in &report.changes {
+        *actions
+            .entry(format!("{:?}", change.action).to_lowercase())
+            .or_default() += 1;
+    }
+    let meta = SpoolMeta {
+        sop_class_uid: report.sop_class_uid.clone(),
+        sop_instance_uid: report.new_sop_instance_uid.clone(),
+        study_uid: report.new_study_uid.clone(),
+        series_uid: report.new_series_uid.clone(),
+        route: route.name.clone(),
+        profile: profile.name().to_string(),
+        profile_version: profile.version().to_string(),
+        key_id: base.key_id.clone().unwrap_or_default(),
+        original: base.original.clone().unwrap_or_default(),
+        transfer_syntax_in: report.transfer_syntax_in.clone(),
+        transfer_syntax_out: report.transfer_syntax_out.clone(),
+        actions: actions.clone(),
+        masked_regions: masked,
+        received_at_ms,
+    };
+    let meta_json = serde_json::to_vec(&meta).expect("SpoolMeta serialises");
+    let record = Record {
+        profile: Some(profile.name().to_string()),
+        profile_version: Some(profile.version().to_string()),
+        destination: Some(target.destination.clone()),
+        new_uids: Some(NewUids {
+            study_uid: report.new_study_uid.clone(),
+            series_uid: report.new_series_uid.clone(),
+            sop_uid: report.new_sop_instance_uid.clone(),
+        }),
+        actions: Some(actions),
+        masked_regions: Some(masked),
+        transfer_syntax_in: Some(report.transfer_syntax_in.clone()),
+        transfer_syntax_out: Some(report.transfer_syntax_out.clone()),
+        ..base.clone()
+    };
+    (meta_json, record)
+}
+
+/// Puts one destination's entry with `put` and writes its `queued` line (from `record`).
+/// `put` calls the function it is given once the entry is written and before it waits for the
+/// entry's sync: the line is written and its fsync started there, so that it runs while the
+/// spool's own sync is waited for; this returns only after both. Should the spool's sync fail,
+/// the caller's `rejected` line that follows says so. `spool` in the line's timings is the time
+/// to write the entry.
+pub(crate) fn queue(
+    inner: &Inner,
+    record: &Record,
+    deidentify_ms: f64,
+    put: impl FnOnce(&mut dyn FnMut(EntryId)) -> Result<EntryId, SpoolError>,
+) -> Result<(), SpoolError> {
+    let put_started = Instant::now();
+    let mut queued_line = None;
+    put(&mut |id| {
+        queued_line = audit_started(
+            inner,
+            &Record {
+                event: Event::Queued,
+                instance: id.to_string(),
+                timings_ms: Some(BTreeMap::from([
+                    ("deidentify".to_string(), deidentify_ms),
+                    ("spool".to_string(), ms_since(put_started)),
+                ])),
+                ..record.clone()
+            },
+        );
+    })?;
+    if let Some(seq) = queued_line {
+        audit_wait(inner, seq);
+    }
+    Ok(())
+}
+
+/// A failed put, logged by route and destination: the failure code, the audited reason, and
+/// whether the spool is full.
+pub(crate) fn refusal(
+    route: &Routing,
+    destination: &str,
+    e: &SpoolError,
+) -> (u16, &'static str, bool) {
+    let full = matches!(e, SpoolError::Full { .. });
+    warn!(message = "Spool put failed; the instance is refused.", route = %route.name, destination = %destination, error = %e);
+    if full {
+        (failure::OUT_OF_RESOURCES, "spool full", true)
+    } else {
+        (failure::PROCESSING_FAILURE, "spool write failed", false)
+    }
+}
+
 /// Appends one audit record and returns once it is on disk; a failure is logged (by file and
 /// line, never content). The line is written under the log's lock and synced after the lock is
 /// released, so the parts being processed at the same moment share one `fsync` (group commit).
-fn audit(inner: &Inner, record: &Record) {
+pub(crate) fn audit(inner: &Inner, record: &Record) {
     if let Some(seq) = audit_unsynced(inner, record) {
         audit_wait(inner, seq);
     }
@@ -851,7 +917,7 @@ fn audit_wait(inner: &Inner, seq: u64) {
 /// (`None` after logging a failure). Used for `received`: every path that writes one then
 /// writes a later record for the same instance (queued or rejected) with [`audit`], whose sync
 /// covers this line too.
-fn audit_unsynced(inner: &Inner, record: &Record) -> Option<u64> {
+pub(crate) fn audit_unsynced(inner: &Inner, record: &Record) -> Option<u64> {
     let result = match inner.audit.lock() {
         Ok(mut log) => log.append_deferred(record).map_err(|e| e.to_string()),
         Err(_) => Err("the audit log lock is poisoned".to_string()),

@@ -44,6 +44,7 @@ mod ingest;
 pub mod listen;
 pub mod ops;
 mod originals;
+mod streamed;
 pub mod tls;
 
 use std::future::Future;
@@ -139,6 +140,8 @@ pub struct IngestMetrics {
     pub received_bytes: AtomicU64,
     /// Bytes put in the spool.
     pub queued_bytes: AtomicU64,
+    /// Instances (of `queued`) written into the spool while they arrived (DIMSE).
+    pub streamed: AtomicU64,
 }
 
 /// Everything the handlers share. Cheap to clone.

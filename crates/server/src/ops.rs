@@ -343,6 +343,11 @@ pub(crate) async fn metrics(State(state): State<AppState>) -> impl IntoResponse 
         m.queued.load(Relaxed),
     );
     counter(
+        "dicom_deid_instances_streamed_total",
+        "Instances queued that were written into the spool while they arrived (DIMSE).",
+        m.streamed.load(Relaxed),
+    );
+    counter(
         "dicom_deid_received_bytes_total",
         "Bytes of instances received.",
         m.received_bytes.load(Relaxed),
