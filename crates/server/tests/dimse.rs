@@ -14,7 +14,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use common::{text_of, InProcess};
+use common::{counter, text_of, InProcess};
 use dicom_deid_dimse::testing::{
     corpus_groups, dcmtk, describe, proposal, run_tool, scu_args, store_responses,
 };
@@ -256,23 +256,6 @@ fn tls_args<'a>(client: Option<&'a (PathBuf, PathBuf)>, ca: &'a Path) -> Vec<&'a
     };
     a.extend(["+cf", ca.to_str().unwrap()]);
     a
-}
-
-/// A `/metrics` counter of a running gateway.
-async fn counter(http: std::net::SocketAddr, name: &str) -> u64 {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut s = tokio::net::TcpStream::connect(http).await.unwrap();
-    s.write_all(b"GET /metrics HTTP/1.1\r\nHost: gw\r\nConnection: close\r\n\r\n")
-        .await
-        .unwrap();
-    let mut text = String::new();
-    s.read_to_string(&mut text).await.unwrap();
-    text.lines()
-        .find_map(|l| l.strip_prefix(&format!("{name} ")))
-        .unwrap_or_else(|| panic!("{name} in /metrics"))
-        .trim()
-        .parse()
-        .unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -10,28 +10,12 @@ mod common;
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use common::InProcess;
+use common::{counter, InProcess};
 use dicom_deid_dimse::testing::{
     corpus_groups, dcmtk, describe, proposal, run_tool, scu_args, store_responses,
 };
 use dicom_deid_engine::{Engine, Key, Profile};
 use dicom_deid_wire::testing::dcm_files;
-
-async fn metric(http: std::net::SocketAddr, name: &str) -> u64 {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut s = tokio::net::TcpStream::connect(http).await.unwrap();
-    s.write_all(b"GET /metrics HTTP/1.1\r\nHost: gw\r\nConnection: close\r\n\r\n")
-        .await
-        .unwrap();
-    let mut text = String::new();
-    s.read_to_string(&mut text).await.unwrap();
-    text.lines()
-        .find_map(|l| l.strip_prefix(&format!("{name} ")))
-        .unwrap_or_else(|| panic!("{name} in /metrics"))
-        .trim()
-        .parse()
-        .unwrap()
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn streamed_and_whole_instances_are_delivered_exactly_as_the_engine_makes_them() {
@@ -70,8 +54,8 @@ async fn streamed_and_whole_instances_are_delivered_exactly_as_the_engine_makes_
         );
     }
     assert!(stored.len() >= 20, "most of the corpus is stored");
-    let streamed = metric(gw.http, "dicom_deid_instances_streamed_total").await;
-    let queued = metric(gw.http, "dicom_deid_instances_queued_total").await;
+    let streamed = counter(gw.http, "dicom_deid_instances_streamed_total").await;
+    let queued = counter(gw.http, "dicom_deid_instances_queued_total").await;
     assert_eq!(queued, stored.len() as u64);
     println!("{streamed} of {queued} instances streamed");
     assert!(

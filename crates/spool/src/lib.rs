@@ -763,15 +763,7 @@ impl Spool {
         data: &[u8],
         while_syncing: impl FnOnce(EntryId),
     ) -> Result<EntryId, SpoolError> {
-        check_name("destination", destination)?;
-        check_name("group", group)?;
-        snafu::ensure!(
-            meta.len() <= MAX_META_LEN,
-            MetaTooLargeSnafu {
-                len: meta.len(),
-                max: MAX_META_LEN
-            }
-        );
+        check_entry(destination, group, meta)?;
         let inner = &*self.inner;
         let file_len = record::file_len(group, meta, data) + segment::RECORD_PREFIX;
         let id = inner.take_id(destination, file_len)?;
@@ -819,15 +811,7 @@ impl Spool {
         meta: &[u8],
         data_len: u64,
     ) -> Result<Pending, SpoolError> {
-        check_name("destination", destination)?;
-        check_name("group", group)?;
-        snafu::ensure!(
-            meta.len() <= MAX_META_LEN,
-            MetaTooLargeSnafu {
-                len: meta.len(),
-                max: MAX_META_LEN
-            }
-        );
+        check_entry(destination, group, meta)?;
         let inner = &*self.inner;
         let (prefix, header_crc) = record::encode_streamed_prefix(group, meta, data_len);
         let file_len =
@@ -1304,6 +1288,20 @@ impl Drop for Lease {
             self.release(false);
         }
     }
+}
+
+/// The names and meta of a new entry, checked.
+fn check_entry(destination: &str, group: &str, meta: &[u8]) -> Result<(), SpoolError> {
+    check_name("destination", destination)?;
+    check_name("group", group)?;
+    snafu::ensure!(
+        meta.len() <= MAX_META_LEN,
+        MetaTooLargeSnafu {
+            len: meta.len(),
+            max: MAX_META_LEN
+        }
+    );
+    Ok(())
 }
 
 /// Accepts `[A-Za-z0-9_-][A-Za-z0-9._-]*` of 1 to [`MAX_NAME_LEN`] bytes: a single path component

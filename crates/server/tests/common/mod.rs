@@ -181,3 +181,20 @@ pub fn text_of(bytes: &[u8], tag: u32) -> Option<String> {
     let ds = dicom_deid_wire::parse_dataset(raw.body, raw.syntax, &limits).ok()?;
     ds.str(tag).map(str::to_string)
 }
+
+/// A `/metrics` counter of a running gateway.
+pub async fn counter(http: std::net::SocketAddr, name: &str) -> u64 {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(http).await.unwrap();
+    s.write_all(b"GET /metrics HTTP/1.1\r\nHost: gw\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let mut text = String::new();
+    s.read_to_string(&mut text).await.unwrap();
+    text.lines()
+        .find_map(|l| l.strip_prefix(&format!("{name} ")))
+        .unwrap_or_else(|| panic!("{name} in /metrics"))
+        .trim()
+        .parse()
+        .unwrap()
+}
