@@ -178,6 +178,25 @@ struct Pending {
     asked: bool,
 }
 
+impl Pending {
+    /// After a data fragment was read into the data set: at the first, asks (`ask`, given the
+    /// context's transfer syntax) for what watches the data set arrive; then shows it the data
+    /// set so far.
+    fn arrived(
+        &mut self,
+        contexts: &Contexts,
+        ask: impl FnOnce(&str) -> Option<Box<dyn Receiving>>,
+    ) {
+        if !self.asked {
+            self.asked = true;
+            self.receiving = contexts.get(&self.pc).and_then(|(_, ts)| ask(ts));
+        }
+        if let (Some(r), Some(data)) = (self.receiving.as_mut(), self.data.as_deref()) {
+            r.received(data);
+        }
+    }
+}
+
 /// What the PDV stream has produced.
 enum Step {
     Nothing,
@@ -586,24 +605,16 @@ async fn serve_association<S, T>(
             if let Err(reason) = read {
                 break 'outer Some(reason.into());
             }
-            if target == Target::Data {
-                if let Some(p) = inbound.pending.as_mut() {
-                    if !p.asked {
-                        p.asked = true;
-                        if let Some((_, ts)) = contexts.get(&p.pc) {
-                            p.receiving = ctx.store.receiving(&Arriving {
-                                calling_ae: &calling,
-                                route: &route,
-                                association: id,
-                                index,
-                                transfer_syntax: ts,
-                            });
-                        }
-                    }
-                    if let (Some(r), Some(data)) = (p.receiving.as_mut(), p.data.as_deref()) {
-                        r.received(data);
-                    }
-                }
+            if let (Target::Data, Some(p)) = (target, inbound.pending.as_mut()) {
+                p.arrived(&contexts, |ts| {
+                    ctx.store.receiving(&Arriving {
+                        calling_ae: &calling,
+                        route: &route,
+                        association: id,
+                        index,
+                        transfer_syntax: ts,
+                    })
+                });
             }
             let message = match inbound.finish(control & 0x02 != 0, &contexts, config) {
                 Ok(Step::Nothing) => continue,

@@ -48,7 +48,7 @@ use dicom_deid_pixel::stage::{Instance, Stage};
 use dicom_deid_scrub::{verify, Scrubber};
 use dicom_deid_wire::{
     find_pixel_data, parse_dataset, read_file, tag_str, tags as wt, write_file, DataSet,
-    FileMetaOut, Limits, PixelDataAt, PixelDataHeader, Syntax,
+    FileMetaOut, Limits, PixelDataAt, Syntax,
 };
 use memory::{MemoryBudget, Share};
 use snafu::Snafu;
@@ -332,17 +332,18 @@ impl Engine {
         // is declined) reads only the other elements, so its output differs from that of the
         // whole instance in the value and its length field alone.
         let mut empty = head.to_vec();
-        put_len(&mut empty, at, 0);
+        at.set_len(&mut empty, 0);
         let mut out = Vec::new();
         let report = self
             .run(&empty, Some(&mut out), &mut Held::default(), Input::Head)
             .ok()?;
+        let top_pixel_data = tag_str(wt::PIXEL_DATA);
         if report.pixel != PixelReport::PassThrough
             || report.transfer_syntax_out != report.transfer_syntax_in
             || report
                 .changes
                 .iter()
-                .any(|c| c.tag == wt::PIXEL_DATA && c.path == tag_str(wt::PIXEL_DATA))
+                .any(|c| c.tag == wt::PIXEL_DATA && c.path == top_pixel_data)
         {
             return None;
         }
@@ -351,7 +352,7 @@ impl Engine {
             PixelDataAt::Found(o)
                 if o.value_start == out.len() && o.value_len == 0 && o.syntax == at.syntax =>
             {
-                put_len(&mut out, o, u32::try_from(pixel_len).ok()?);
+                o.set_len(&mut out, u32::try_from(pixel_len).ok()?);
                 Some((report, out))
             }
             _ => None,
@@ -613,17 +614,6 @@ impl Engine {
 enum Input {
     Whole,
     Head,
-}
-
-/// Writes `len` into the length field of the Pixel Data element header found at `at` (the
-/// 4 bytes before its value, in the data set's byte order).
-fn put_len(bytes: &mut [u8], at: PixelDataHeader, len: u32) {
-    let field = if at.syntax.big_endian {
-        len.to_be_bytes()
-    } else {
-        len.to_le_bytes()
-    };
-    bytes[at.value_start - 4..at.value_start].copy_from_slice(&field);
 }
 
 /// After a clean: BurnedInAnnotation NO, and 113101 (Clean Pixel Data) in

@@ -21,18 +21,6 @@ fn corpus() -> Option<PathBuf> {
     dicom_deid_wire::testing::shared_corpus()
 }
 
-fn files(dir: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    for entry in walkdir::WalkDir::new(dir).sort_by_file_name() {
-        let entry = entry.unwrap();
-        let p = entry.path();
-        if entry.file_type().is_file() && !p.extension().is_some_and(|e| e == "csv" || e == "md") {
-            out.push(p.to_path_buf());
-        }
-    }
-    out
-}
-
 fn dataset(bytes: &[u8]) -> (DataSet<'_>, Vec<u8>) {
     let l = Limits::default();
     let raw = read_file(bytes, &l).unwrap();
@@ -85,7 +73,7 @@ fn corpus_through_basic() {
     let mut rejected: BTreeMap<String, String> = BTreeMap::new();
     let mut unreadable_by_dicom_rs = Vec::new();
     let mut study_uids: BTreeMap<String, Vec<String>> = BTreeMap::new();
-    for path in files(&dir) {
+    for path in dicom_deid_wire::testing::corpus_files(&dir) {
         let rel = path.strip_prefix(&dir).unwrap().display().to_string();
         let input = std::fs::read(&path).unwrap();
         let result =
@@ -283,7 +271,7 @@ fn references_follow_their_instances_across_files() {
     let folder = dir.join("orthanc-tests/HierarchicalAnonymization");
     let mut instances = Vec::new();
     let mut references = Vec::new();
-    for path in files(&folder) {
+    for path in dicom_deid_wire::testing::corpus_files(&folder) {
         let out = match engine.process(&std::fs::read(&path).unwrap()) {
             Ok(p) => p,
             Err(Rejection::Unsupported { .. }) => continue,

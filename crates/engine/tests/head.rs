@@ -12,8 +12,6 @@
 //! - cut and damaged inputs never panic, and whenever the head path is taken on one, the
 //!   whole path agrees.
 
-use std::path::{Path, PathBuf};
-
 use dicom_deid_engine::{Engine, Key, PixelReport, Profile, Report};
 use dicom_deid_wire::testing::{dataset, text};
 use dicom_deid_wire::{
@@ -30,18 +28,6 @@ fn engine(profile: &str) -> Engine {
         Profile::builtin(profile).unwrap(),
         Key::from_bytes([42; 32]),
     )
-}
-
-fn files(dir: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    for entry in walkdir::WalkDir::new(dir).sort_by_file_name() {
-        let entry = entry.unwrap();
-        let p = entry.path();
-        if entry.file_type().is_file() && !p.extension().is_some_and(|e| e == "csv" || e == "md") {
-            out.push(p.to_path_buf());
-        }
-    }
-    out
 }
 
 /// What the reader finds at the top level of a whole input.
@@ -133,7 +119,7 @@ fn corpus_through_the_head_path() {
     let mut taken = [0usize; PROFILES.len()];
     let (mut found, mut never, mut unstreamable, mut followed) = (0, 0, Vec::new(), 0);
     let mut needlessly = Vec::new();
-    for path in files(&dir) {
+    for path in dicom_deid_wire::testing::corpus_files(&dir) {
         let rel = path.strip_prefix(&dir).unwrap().display().to_string();
         let input = std::fs::read(&path).unwrap();
         let truth = truth(&input);
@@ -482,7 +468,7 @@ fn cut_and_damaged_inputs_never_panic_nor_disagree() {
         instance("1.2.840.10008.1.2.2", Vec::new(), pixels()),
     ];
     if let Some(dir) = dicom_deid_wire::testing::shared_corpus() {
-        let small = files(&dir)
+        let small = dicom_deid_wire::testing::corpus_files(&dir)
             .into_iter()
             .filter_map(|p| std::fs::read(p).ok())
             .filter(|b| b.len() < 64 << 10 && matches!(truth(b), Truth::At(..)))

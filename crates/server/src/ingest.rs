@@ -568,10 +568,7 @@ async fn part(
             }
             outcome
         }
-        Err(()) => {
-            inner.metrics.rejected.fetch_add(1, Relaxed);
-            panicked(&route)
-        }
+        Err(()) => panicked(inner, &route),
     }
 }
 
@@ -615,10 +612,26 @@ pub(crate) fn base_record(
 }
 
 /// The outcome of an instance whose processing panicked: refused, counted, logged by route.
-pub(crate) fn panicked(route: &Routing) -> Outcome {
+pub(crate) fn panicked(inner: &Inner, route: &Routing) -> Outcome {
     warn!(message = "De-identification task failed (panic); the part is refused.", route = %route.name);
-    // Counted like any refusal.
+    inner.metrics.rejected.fetch_add(1, Relaxed);
     Outcome::unreadable(failure::PROCESSING_FAILURE)
+}
+
+/// Refuses an instance: counts it, writes its `rejected` line (from `record`, with `reason`)
+/// and returns `outcome` with the reason as its comment.
+pub(crate) fn rejected(inner: &Inner, record: Record, reason: String, outcome: Outcome) -> Outcome {
+    inner.metrics.rejected.fetch_add(1, Relaxed);
+    let outcome = outcome.with_comment(&reason);
+    audit(
+        inner,
+        &Record {
+            event: Event::Rejected,
+            reason: Some(reason),
+            ..record
+        },
+    );
+    outcome
 }
 
 /// The blocking half of one instance, shared by STOW-RS and DIMSE: read originals, check the
@@ -639,19 +652,7 @@ fn process(
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as u64);
     let base = base_record(inner, route, part_id, calling_ae);
-    let reject = |record: Record, reason: String, outcome: Outcome| {
-        m.rejected.fetch_add(1, Relaxed);
-        let outcome = outcome.with_comment(&reason);
-        audit(
-            inner,
-            &Record {
-                event: Event::Rejected,
-                reason: Some(reason),
-                ..record
-            },
-        );
-        outcome
-    };
+    let reject = |record, reason, outcome| rejected(inner, record, reason, outcome);
 
     let originals = match Originals::read(data) {
         Ok(o) => o,
@@ -891,7 +892,7 @@ pub(crate) fn refusal(
 /// Appends one audit record and returns once it is on disk; a failure is logged (by file and
 /// line, never content). The line is written under the log's lock and synced after the lock is
 /// released, so the parts being processed at the same moment share one `fsync` (group commit).
-pub(crate) fn audit(inner: &Inner, record: &Record) {
+fn audit(inner: &Inner, record: &Record) {
     if let Some(seq) = audit_unsynced(inner, record) {
         audit_wait(inner, seq);
     }

@@ -32,9 +32,9 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 use bytes::Bytes;
 use dicom_deid_audit::{Event, Record};
 use dicom_deid_dimse::{Arriving, Receiving, StoreOutcome, StoreRequest};
-use dicom_deid_engine::{Engine, Report};
+use dicom_deid_engine::Engine;
 use dicom_deid_spool::Pending;
-use dicom_deid_wire::{Limits, PixelDataAt, PixelDataScan};
+use dicom_deid_wire::{Limits, PixelDataAt, PixelDataHeader, PixelDataScan};
 use tokio::sync::OwnedSemaphorePermit;
 use tracing::debug;
 
@@ -74,7 +74,6 @@ struct Stream {
     /// The instance's audit fields (as the whole path's `base`).
     base: Record,
     originals: Originals,
-    report: Report,
     deidentify_ms: f64,
     /// The de-identified instance's length.
     out_len: u64,
@@ -106,9 +105,11 @@ impl Streaming {
         })
     }
 
-    /// The header has arrived (`so_far[..value_start]`, the pixel value `pixel_len` bytes):
-    /// de-identify it and begin the entries, or `None` to leave the instance to the whole path.
-    fn start(&self, so_far: &[u8], value_start: usize, pixel_len: u64) -> Option<Stream> {
+    /// The header has arrived (`so_far[..at.value_start]`, the pixel value `at.value_len`
+    /// bytes): de-identify it and begin the entries, or `None` to leave the instance to the
+    /// whole path.
+    fn start(&self, so_far: &[u8], at: PixelDataHeader) -> Option<Stream> {
+        let (value_start, pixel_len) = (at.value_start, at.value_len);
         let inner = &*self.state.inner;
         let route = &*self.route;
         let total = (value_start as u64).checked_add(pixel_len)?;
@@ -119,10 +120,9 @@ impl Streaming {
         let _worker = inner.workers.clone().try_acquire_owned().ok()?;
         let head = &so_far[..value_start];
         // The identifiers are read from the header with an empty pixel value (the reader wants
-        // whole elements); Pixel Data's length field ends the header in every syntax.
+        // whole elements).
         let mut emptied = head.to_vec();
-        let at = emptied.len().checked_sub(4)?;
-        emptied[at..].fill(0);
+        at.set_len(&mut emptied, 0);
         let originals = Originals::read(&emptied).ok()?;
         drop(emptied);
         let target = route.targets.first()?;
@@ -178,7 +178,6 @@ impl Streaming {
             records,
             base,
             originals,
-            report,
             deidentify_ms,
             out_len,
             _bytes: bytes,
@@ -204,12 +203,10 @@ impl Streaming {
             entries,
             records,
             originals,
-            report,
             deidentify_ms,
             out_len,
             ..
         } = stream;
-        debug_assert_eq!(report.pixel, dicom_deid_engine::PixelReport::PassThrough);
         let mut entries = entries.into_iter();
         for (target, record) in route.targets.iter().zip(records) {
             let entry = entries.next().expect("one entry per destination");
@@ -219,22 +216,14 @@ impl Streaming {
             if let Err(e) = put {
                 // Those not committed yet are given up as they drop.
                 let (code, reason, full) = ingest::refusal(route, &target.destination, &e);
-                m.rejected.fetch_add(1, Relaxed);
-                ingest::audit(
-                    inner,
-                    &Record {
-                        event: Event::Rejected,
-                        reason: Some(reason.to_string()),
-                        ..record
-                    },
-                );
-                return Outcome::Failed {
-                    sop_class: originals.sop_class.clone(),
-                    sop_instance: originals.sop_instance.clone(),
+                let failed = Outcome::Failed {
+                    sop_class: originals.sop_class,
+                    sop_instance: originals.sop_instance,
                     reason: code,
                     spool_full: full,
-                    comment: reason.to_string(),
+                    comment: String::new(),
                 };
+                return ingest::rejected(inner, record, reason.into(), failed);
             }
             m.queued_bytes.fetch_add(out_len, Relaxed);
         }
@@ -256,7 +245,7 @@ impl Receiving for Streaming {
             self.phase = match scan.scan(so_far, &Limits::default()) {
                 PixelDataAt::NeedMore => return,
                 PixelDataAt::Never => Phase::Off,
-                PixelDataAt::Found(at) => match self.start(so_far, at.value_start, at.value_len) {
+                PixelDataAt::Found(at) => match self.start(so_far, at) {
                     Some(stream) => Phase::Streaming(Box::new(stream)),
                     None => Phase::Off,
                 },
@@ -309,13 +298,9 @@ impl Receiving for Streaming {
                 Some(stream) => {
                     let len = request.bytes.len();
                     drop(request);
-                    let route = self.route.clone();
-                    let inner = self.state.inner.clone();
+                    let (state, route) = (self.state.clone(), self.route.clone());
                     let committed = ingest::blocking(true, move || self.commit(*stream, len)).await;
-                    committed.unwrap_or_else(|()| {
-                        inner.metrics.rejected.fetch_add(1, Relaxed);
-                        ingest::panicked(&route)
-                    })
+                    committed.unwrap_or_else(|()| ingest::panicked(&state.inner, &route))
                 }
                 None => {
                     ingest::store_instance(

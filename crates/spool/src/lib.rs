@@ -822,13 +822,12 @@ impl Spool {
             bytes: file_len,
         };
         let queue_sync = inner.queue_sync(destination);
-        let streamed =
-            inner
-                .appender(destination)
-                .reserve(id, &prefix, header_crc, data_len, &queue_sync)?;
+        let appender = inner.appender(destination);
+        let streamed = appender.reserve(id, &prefix, header_crc, data_len, &queue_sync)?;
         std::mem::forget(reservation);
         Ok(Pending {
             inner: self.inner.clone(),
+            appender,
             destination: destination.into(),
             group: group.into(),
             meta: meta.into(),
@@ -945,6 +944,8 @@ impl Drop for Reservation<'_> {
 /// [`Pending::commit`] returns `Ok`; dropped before, it leaves nothing queued.
 pub struct Pending {
     inner: Arc<Inner>,
+    /// The destination's appender, looked up once (not at every write).
+    appender: Arc<segment::Appender>,
     destination: Box<str>,
     group: Box<str>,
     meta: Box<[u8]>,
@@ -973,13 +974,9 @@ impl Pending {
     /// [`Spool::begin`] in all is an error. After an error the entry cannot be committed.
     pub fn write(&mut self, bytes: &[u8]) -> Result<(), SpoolError> {
         let Some(streamed) = self.streamed.as_mut() else {
-            return Err(SpoolError::Io {
-                path: self.inner.queue_dir.join(&*self.destination),
-                source: std::io::Error::other("the streamed entry was already given up"),
-            });
+            return Err(self.given_up());
         };
-        let appender = self.inner.appender(&self.destination);
-        let written = appender.write_streamed(streamed, bytes);
+        let written = self.appender.write_streamed(streamed, bytes);
         if written.is_err() {
             self.give_up();
         }
@@ -992,34 +989,39 @@ impl Pending {
     /// it queued (at-least-once).
     pub fn commit(mut self, while_syncing: impl FnOnce(EntryId)) -> Result<EntryId, SpoolError> {
         let id = self.id;
-        let Some(streamed) = self.streamed.take() else {
-            return Err(SpoolError::Io {
-                path: self.inner.queue_dir.join(&*self.destination),
-                source: std::io::Error::other("the streamed entry was already given up"),
-            });
+        let Some(streamed) = self.streamed.as_ref() else {
+            return Err(self.given_up());
         };
-        let appender = self.inner.appender(&self.destination);
-        let (written, synced) = appender.commit_streamed(&streamed, || while_syncing(id));
+        let (written, synced) = self
+            .appender
+            .commit_streamed(streamed, || while_syncing(id));
         if !written {
-            self.streamed = Some(streamed);
             self.give_up();
             return synced.map(|()| id);
         }
+        let streamed = self.streamed.take().expect("checked above");
         let location = Location::Segment {
             seg: streamed.seg_id,
             offset: streamed.offset,
         };
-        let data_len = streamed.data_len();
         self.inner.index(
             &self.destination,
             id,
             &self.group,
             &self.meta,
-            data_len,
+            streamed.data_len(),
             self.file_len,
             location,
         );
         synced.map(|()| id)
+    }
+
+    /// The error of a write or commit after the entry was given up.
+    fn given_up(&self) -> SpoolError {
+        SpoolError::Io {
+            path: self.inner.queue_dir.join(&*self.destination),
+            source: std::io::Error::other("the streamed entry was already given up"),
+        }
     }
 
     /// Gives the room back: the record stays uncommitted on disk (skipped at `open`), its bytes
@@ -1030,11 +1032,7 @@ impl Pending {
         };
         self.inner.lock().reserved_bytes -= self.file_len;
         let queue_sync = self.inner.queue_sync(&self.destination);
-        if let Err(e) = self
-            .inner
-            .appender(&self.destination)
-            .abandon(&streamed, &queue_sync)
-        {
+        if let Err(e) = self.appender.abandon(&streamed, &queue_sync) {
             warn!(message = "Could not delete an emptied spool segment.", destination = %self.destination, error = %e);
         }
     }

@@ -20,6 +20,20 @@ pub struct PixelDataHeader {
     pub syntax: Syntax,
 }
 
+impl PixelDataHeader {
+    /// Writes `len` into the length field of this element header in `stream` (the 4 bytes
+    /// before the value, in the data set's byte order): 0 to make the head of an instance
+    /// whole with an empty value, or the real length back into an output made from that.
+    pub fn set_len(&self, stream: &mut [u8], len: u32) {
+        let field = if self.syntax.big_endian {
+            len.to_be_bytes()
+        } else {
+            len.to_le_bytes()
+        };
+        stream[self.value_start - 4..self.value_start].copy_from_slice(&field);
+    }
+}
+
 /// What a prefix of a Part 10 stream says about its top-level Pixel Data element.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PixelDataAt {

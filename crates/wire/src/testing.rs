@@ -80,3 +80,22 @@ pub fn dcm_files(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     }
     out
 }
+
+/// Every file under `dir` but the corpus's own `.csv` and `.md` files, recursively, sorted by
+/// path: the files of the shared corpus, for the tests that walk it.
+pub fn corpus_files(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for entry in std::fs::read_dir(d).unwrap() {
+            let p = entry.unwrap().path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if !p.extension().is_some_and(|e| e == "csv" || e == "md") {
+                out.push(p);
+            }
+        }
+    }
+    out.sort();
+    out
+}

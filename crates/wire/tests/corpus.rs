@@ -1,7 +1,7 @@
 //! Every file of the shared corpus either parses and round-trips (write, re-read,
 //! same tree; dicom-rs reads our output) or fails with an error, never a panic.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use dicom_deid_wire::{parse_dataset, read_file, write_file, FileMetaOut, Limits, Syntax};
 
@@ -9,29 +9,12 @@ fn corpus() -> Option<PathBuf> {
     dicom_deid_wire::testing::shared_corpus()
 }
 
-fn files(dir: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for entry in std::fs::read_dir(d).unwrap() {
-            let p = entry.unwrap().path();
-            if p.is_dir() {
-                stack.push(p);
-            } else if !p.extension().is_some_and(|e| e == "csv" || e == "md") {
-                out.push(p);
-            }
-        }
-    }
-    out.sort();
-    out
-}
-
 #[test]
 fn corpus_round_trips() {
     let Some(dir) = corpus() else { return };
     let limits = Limits::default();
     let (mut ok, mut failed, mut unreadable) = (0, Vec::new(), Vec::new());
-    for path in files(&dir) {
+    for path in dicom_deid_wire::testing::corpus_files(&dir) {
         let bytes = std::fs::read(&path).unwrap();
         let rel = path.strip_prefix(&dir).unwrap().display().to_string();
         let raw = match read_file(&bytes, &limits) {
