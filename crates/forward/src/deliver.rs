@@ -5,7 +5,7 @@ use std::io;
 use std::path::Path;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use dicom_deid_audit::{AuditLog, Event, NewUids, Record};
@@ -18,7 +18,59 @@ use tracing::{error, info, warn};
 
 use crate::meta::is_uid;
 use crate::retry::jitter_unit;
-use crate::{folder, Destination, Metrics, Sink, SpoolMeta, POLL_INTERVAL};
+use crate::{folder, Destination, Hold, Metrics, Sink, SpoolMeta, POLL_INTERVAL};
+
+/// A destination's wake-up, and when an instance was last queued for it.
+#[derive(Debug, Default)]
+pub(crate) struct Wake {
+    notify: Notify,
+    last_arrival: Mutex<Option<Instant>>,
+}
+
+impl Wake {
+    /// Something was queued for the destination: note when, and wake its loop.
+    pub(crate) fn arrived(&self) {
+        *self
+            .last_arrival
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = Some(Instant::now());
+        self.notify.notify_one();
+    }
+
+    fn last_arrival(&self) -> Option<Instant> {
+        *self
+            .last_arrival
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// Whether a destination's loop holds its next lease back ([`Hold`]), and for how long before
+/// it looks again. `held_since` is when the current hold began (`None`: not holding); it is
+/// updated here. `spool_bytes` and `spool_max` are the spool's use and limit.
+pub(crate) fn hold_for(
+    hold: &Hold,
+    now: Instant,
+    last_arrival: Option<Instant>,
+    held_since: &mut Option<Instant>,
+    spool_bytes: u64,
+    spool_max: u64,
+) -> Option<Duration> {
+    let since_arrival = now.saturating_duration_since(last_arrival?);
+    if hold.quiet.is_zero() || since_arrival >= hold.quiet {
+        // A gap: the hold (if any) is over; the next arrival may start another.
+        *held_since = None;
+        return None;
+    }
+    if spool_bytes >= hold.max_bytes.min(spool_max / 4) {
+        return None;
+    }
+    let held = now.saturating_duration_since(*held_since.get_or_insert(now));
+    if held >= hold.max {
+        return None;
+    }
+    Some((hold.quiet - since_arrival).min(hold.max - held))
+}
 
 /// What a destination's loop and its batches share.
 pub(crate) struct Shared {
@@ -26,7 +78,9 @@ pub(crate) struct Shared {
     spool: Spool,
     audit: Arc<Mutex<AuditLog>>,
     metrics: Arc<Metrics>,
-    wake: Arc<Notify>,
+    wake: Arc<Wake>,
+    /// When the current hold began ([`hold_for`]).
+    held_since: Mutex<Option<Instant>>,
     /// No lease before this instant (backoff).
     not_before: Mutex<Option<Instant>>,
     /// Batches in a row that were held back as a whole: the destination refused access, or
@@ -40,7 +94,7 @@ impl Shared {
         spool: Spool,
         audit: Arc<Mutex<AuditLog>>,
         metrics: Arc<Metrics>,
-        wake: Arc<Notify>,
+        wake: Arc<Wake>,
     ) -> Self {
         Self {
             dest,
@@ -48,9 +102,31 @@ impl Shared {
             audit,
             metrics,
             wake,
+            held_since: Mutex::new(None),
             not_before: Mutex::new(None),
             stalls: AtomicU32::new(0),
         }
+    }
+
+    /// How long the loop holds its next lease back, if it does ([`hold_for`]). Reads the
+    /// spool's counters (a lock, no I/O).
+    fn hold(&self) -> Option<Duration> {
+        let hold = &self.dest.hold;
+        if hold.quiet.is_zero() {
+            return None;
+        }
+        let depth = self.spool.depth();
+        hold_for(
+            hold,
+            Instant::now(),
+            self.wake.last_arrival(),
+            &mut self
+                .held_since
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner),
+            depth.bytes + depth.writing_bytes,
+            depth.max_bytes,
+        )
     }
 
     fn not_before(&self) -> Option<Instant> {
@@ -105,6 +181,16 @@ pub(crate) async fn run_destination(shared: Arc<Shared>, mut stop: watch::Receiv
             }
             continue;
         }
+        if let Some(wait) = shared.hold() {
+            // Instances are arriving: give way to them (bounded; see `Hold`).
+            drop(permit);
+            tokio::select! {
+                biased;
+                () = stopped(&mut stop) => break,
+                () = tokio::time::sleep(wait) => {}
+            }
+            continue;
+        }
         if !last_full && !shared.dest.batch_wait.is_zero() {
             tokio::select! {
                 biased;
@@ -147,7 +233,7 @@ pub(crate) async fn run_destination(shared: Arc<Shared>, mut stop: watch::Receiv
         tokio::select! {
             biased;
             () = stopped(&mut stop) => break,
-            () = shared.wake.notified() => {}
+            () = shared.wake.notify.notified() => {}
             () = tokio::time::sleep(POLL_INTERVAL) => {}
         }
     }
@@ -353,7 +439,7 @@ async fn deliver_batch(shared: Arc<Shared>, leases: Vec<Lease>, _permit: OwnedSe
         released = tally.held + tally.unaudited + tally.unsettled
     );
     // Entries may have been released: let the loop look again.
-    shared.wake.notify_one();
+    shared.wake.notify.notify_one();
 }
 
 /// Writes every item still to be sent into the folder (blocking).
@@ -695,4 +781,94 @@ fn record(event: Event, lease: &Lease, meta: Option<&SpoolMeta>, destination: &s
         record.transfer_syntax_out = Some(m.transfer_syntax_out.clone());
     }
     record
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MS: Duration = Duration::from_millis(1);
+    const GIB: u64 = 1 << 30;
+
+    /// `hold_for` at `now = t0 + at`, the last arrival at `t0 + arrived`, on a spool using
+    /// `bytes` of 8 GiB.
+    fn decide(
+        hold: &Hold,
+        held_since: &mut Option<Instant>,
+        t0: Instant,
+        at: Duration,
+        arrived: Option<Duration>,
+        bytes: u64,
+    ) -> Option<Duration> {
+        hold_for(
+            hold,
+            t0 + at,
+            arrived.map(|a| t0 + a),
+            held_since,
+            bytes,
+            8 * GIB,
+        )
+    }
+
+    #[test]
+    fn a_hold_lasts_while_instances_arrive_and_ends_at_a_gap_or_its_bounds() {
+        let hold = Hold {
+            quiet: 200 * MS,
+            max: 1000 * MS,
+            max_bytes: GIB,
+        };
+        let t0 = Instant::now();
+        let mut since = None;
+        // Nothing ever arrived: no hold.
+        assert_eq!(decide(&hold, &mut since, t0, Duration::ZERO, None, 0), None);
+        // An arrival 50 ms ago: held until the gap would reach 200 ms.
+        assert_eq!(
+            decide(&hold, &mut since, t0, 50 * MS, Some(Duration::ZERO), 0),
+            Some(150 * MS)
+        );
+        assert_eq!(since, Some(t0 + 50 * MS), "the hold began now");
+        // Arrivals go on: still held, the hold's start kept; near its end, the wait is cut to it.
+        assert_eq!(
+            decide(&hold, &mut since, t0, 500 * MS, Some(490 * MS), 0),
+            Some(190 * MS)
+        );
+        assert_eq!(
+            decide(&hold, &mut since, t0, 1000 * MS, Some(990 * MS), 0),
+            Some(50 * MS)
+        );
+        // The hold has lasted `max`: deliver although instances still arrive ...
+        assert_eq!(
+            decide(&hold, &mut since, t0, 1050 * MS, Some(1040 * MS), 0),
+            None
+        );
+        assert_eq!(
+            decide(&hold, &mut since, t0, 3000 * MS, Some(2990 * MS), 0),
+            None,
+            "a stream without gaps is held once"
+        );
+        // ... until a gap of `quiet`, which ends it; the next arrival starts another.
+        assert_eq!(
+            decide(&hold, &mut since, t0, 3400 * MS, Some(3200 * MS), 0),
+            None
+        );
+        assert_eq!(since, None);
+        assert_eq!(
+            decide(&hold, &mut since, t0, 3500 * MS, Some(3450 * MS), 0),
+            Some(150 * MS)
+        );
+        // Not while the spool holds `max_bytes`, nor a quarter of its limit.
+        assert_eq!(
+            decide(&hold, &mut since, t0, 3500 * MS, Some(3450 * MS), GIB),
+            None
+        );
+        let small = hold_for(&hold, t0, Some(t0), &mut None, 100 << 20, 400 << 20);
+        assert_eq!(small, None, "a quarter of a 400 MiB spool");
+        let below = hold_for(&hold, t0, Some(t0), &mut None, (100 << 20) - 1, 400 << 20);
+        assert_eq!(below, Some(200 * MS));
+        // A quiet time of zero never holds.
+        assert_eq!(
+            hold_for(&Hold::NONE, t0, Some(t0), &mut None, 0, 8 * GIB),
+            None
+        );
+    }
 }

@@ -33,6 +33,8 @@
 //! destination's loop keeps up to `concurrency` batches in flight, wakes when ingest calls
 //! [`Notifier::notify`] and otherwise looks at the spool every [`POLL_INTERVAL`]; unless its last
 //! batch was full, it then waits [`Destination::batch_wait`] for more entries before leasing.
+//! While instances for it keep arriving, it leases nothing, within the bounds of its [`Hold`]:
+//! acknowledging a burst comes first, its delivery follows in the gap after it.
 //!
 //! # What it does not do
 //!
@@ -101,7 +103,7 @@ use std::time::Duration;
 use dicom_deid_audit::AuditLog;
 use dicom_deid_dicomweb::StowClient;
 use dicom_deid_spool::Spool;
-use tokio::sync::{watch, Notify};
+use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tracing::{debug, error, info};
 
@@ -114,6 +116,51 @@ pub const POLL_INTERVAL: Duration = Duration::from_secs(1);
 
 /// [`Destination::batch_wait`]'s default.
 pub const DEFAULT_BATCH_WAIT: Duration = Duration::from_millis(50);
+
+/// How a destination's deliveries give way to ingest ([`Destination::hold`]): while instances
+/// for it keep arriving, its loop leases nothing, so that receiving (and acknowledging) a burst
+/// has the CPU and the disk to itself and delivery follows in the gap after it — within bounds.
+///
+/// The loop holds its next lease while all of these are true:
+///
+/// - an instance was queued for the destination (ingest called [`Notifier::notify`]) less than
+///   `quiet` ago — so a gap of `quiet` in the arrivals ends the hold;
+/// - the hold began less than `max` ago — so a stream without gaps is held once, for `max`,
+///   and then delivered while it arrives (the hold begins again only after a gap);
+/// - the spool holds less than `max_bytes`, and less than a quarter of its limit — so a hold
+///   never fills the spool and makes ingest refuse instances.
+///
+/// Batches already in flight are not affected. A `quiet` of zero turns holding off: leases are
+/// taken while instances arrive, as soon as [`Destination::batch_wait`] allows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Hold {
+    /// A gap in the arrivals this long ends the hold. Default 200 ms; zero: no hold.
+    pub quiet: Duration,
+    /// The longest a hold lasts. Default 10 s.
+    pub max: Duration,
+    /// No hold while the spool holds this many bytes or more (nor a quarter of its limit).
+    /// Default 1 GiB.
+    pub max_bytes: u64,
+}
+
+impl Default for Hold {
+    fn default() -> Self {
+        Hold {
+            quiet: Duration::from_millis(200),
+            max: Duration::from_secs(10),
+            max_bytes: 1 << 30,
+        }
+    }
+}
+
+impl Hold {
+    /// No hold: deliveries are leased while instances arrive.
+    pub const NONE: Hold = Hold {
+        quiet: Duration::ZERO,
+        max: Duration::ZERO,
+        max_bytes: 0,
+    };
+}
 
 /// Where a destination's instances go.
 #[derive(Debug, Clone)]
@@ -153,6 +200,9 @@ pub struct Destination {
     /// (`batch_max_count` entries, or so many bytes that another entry as large as its largest
     /// would not have fitted) the next is leased at once. Default 50 ms; zero leases as soon as woken.
     pub batch_wait: Duration,
+    /// Deliveries give way to a burst of arrivals, within bounds ([`Hold`]). Default
+    /// [`Hold::default`].
+    pub hold: Hold,
     /// How retryable failures are retried.
     pub retry: RetryPolicy,
 }
@@ -167,6 +217,7 @@ impl Destination {
             batch_max_bytes: 64 << 20,
             concurrency: 2,
             batch_wait: DEFAULT_BATCH_WAIT,
+            hold: Hold::default(),
             retry: RetryPolicy::default(),
         }
     }
@@ -176,15 +227,16 @@ impl Destination {
 /// clone; outlives the [`Forwarder`] harmlessly.
 #[derive(Debug, Clone)]
 pub struct Notifier {
-    wakers: Arc<HashMap<String, Arc<Notify>>>,
+    wakers: Arc<HashMap<String, Arc<deliver::Wake>>>,
 }
 
 impl Notifier {
-    /// Tells `destination`'s loop that something was queued for it. A wake-up that arrives
-    /// while the loop is busy is kept, not lost. Unknown names are ignored.
+    /// Tells `destination`'s loop that something was queued for it (an arrival, which a
+    /// [`Hold`] counts). A wake-up that arrives while the loop is busy is kept, not lost.
+    /// Unknown names are ignored.
     pub fn notify(&self, destination: &str) {
         match self.wakers.get(destination) {
-            Some(wake) => wake.notify_one(),
+            Some(wake) => wake.arrived(),
             None => debug!(
                 message = "Notified a destination the forwarder does not know.",
                 destination
@@ -223,7 +275,7 @@ impl Forwarder {
     ) -> Forwarder {
         let wakers = destinations
             .iter()
-            .map(|d| (d.name.clone(), Arc::new(Notify::new())))
+            .map(|d| (d.name.clone(), Arc::new(deliver::Wake::default())))
             .collect();
         Forwarder {
             spool,

@@ -8,7 +8,7 @@ use std::time::Duration;
 use common::http::{client, data, heartbeat, server, Reply, SOP_CLASS};
 use common::{meta, Env};
 use dicom_deid_dicomweb::{failure, StowResponse};
-use dicom_deid_forward::{Destination, RetryPolicy, Sink};
+use dicom_deid_forward::{Destination, Hold, RetryPolicy, Sink};
 use dicom_deid_spool::EntryId;
 
 const MINUTE: Duration = Duration::from_secs(60);
@@ -545,4 +545,86 @@ async fn after_a_full_batch_the_next_is_leased_without_waiting() {
         waited < Duration::from_secs(2 * 3600),
         "one batch wait in all, not one per batch: {waited:?} of virtual time"
     );
+}
+
+#[tokio::test(start_paused = true)]
+async fn deliveries_give_way_to_arriving_instances_within_bounds() {
+    heartbeat();
+    let (base, seen) = server(|s, _| Reply::all_stored(s)).await;
+    let requests = || seen.lock().unwrap().len();
+
+    // Default hold (200 ms quiet, 10 s at most): 40 instances arriving 50 ms apart (2 s of
+    // virtual time) — nothing is leased while they arrive; all go after the gap.
+    let env = Env::new();
+    let mut dest = stow(&base);
+    dest.batch_max_count = 10;
+    assert_eq!(dest.hold, Hold::default());
+    let running = env.start(vec![dest.clone()]);
+    for i in 0..40 {
+        put_and_notify(&env, &running, i..i + 1);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert_eq!(requests(), 0, "a delivery while instance {i} arrived");
+    }
+    env.drained("pacs").await;
+    running.stop().await;
+    assert_eq!(requests(), 4);
+    assert_eq!(env.metric(|m| &m.delivered), 40);
+
+    // A hold lasts at most `max`: a stream without gaps is delivered while it arrives.
+    seen.lock().unwrap().clear();
+    let env = Env::new();
+    dest.hold.max = Duration::from_secs(1);
+    let running = env.start(vec![dest.clone()]);
+    let mut first_during = None;
+    for i in 0..60 {
+        put_and_notify(&env, &running, i..i + 1);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        if first_during.is_none() && requests() > 0 {
+            first_during = Some(i);
+        }
+    }
+    let first_during = first_during.expect("delivered while arriving, once the hold ended");
+    assert!(
+        first_during >= 19,
+        "delivered before the 1 s hold ended: at instance {first_during}"
+    );
+    env.drained("pacs").await;
+    running.stop().await;
+    assert_eq!(env.metric(|m| &m.delivered), 60);
+
+    // No hold once the spool holds `max_bytes`: delivered while arriving from the start.
+    seen.lock().unwrap().clear();
+    let env = Env::new();
+    dest.hold = Hold {
+        max_bytes: 1,
+        ..Hold::default()
+    };
+    let running = env.start(vec![dest.clone()]);
+    put_and_notify(&env, &running, 0..1);
+    for i in 1..10 {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        put_and_notify(&env, &running, i..i + 1);
+    }
+    assert!(
+        requests() > 0,
+        "nothing delivered while the spool was over the bound"
+    );
+    env.drained("pacs").await;
+    running.stop().await;
+    assert_eq!(env.metric(|m| &m.delivered), 10);
+
+    // No hold at all with a quiet time of zero.
+    seen.lock().unwrap().clear();
+    let env = Env::new();
+    dest.hold = Hold::NONE;
+    let running = env.start(vec![dest]);
+    put_and_notify(&env, &running, 0..1);
+    for i in 1..10 {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        put_and_notify(&env, &running, i..i + 1);
+    }
+    assert!(requests() > 0, "nothing delivered without a hold");
+    env.drained("pacs").await;
+    running.stop().await;
+    assert_eq!(env.metric(|m| &m.delivered), 10);
 }

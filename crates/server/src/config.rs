@@ -26,7 +26,7 @@ use dicom_deid_audit::{AuditLog, SyncPolicy};
 use dicom_deid_dicomweb::{Auth, ClientConfig, Secret, StowClient};
 use dicom_deid_engine::memory::MemoryBudget;
 use dicom_deid_engine::{Engine, Key, Profile};
-use dicom_deid_forward::{Destination, Forwarder, Metrics, RetryPolicy, Sink};
+use dicom_deid_forward::{Destination, Forwarder, Hold, Metrics, RetryPolicy, Sink};
 use dicom_deid_spool::{Spool, SpoolConfig};
 use serde::Deserialize;
 use tracing::info;
@@ -41,6 +41,10 @@ pub const DEFAULT_DATA_DIR: &str = "./dicom-deid-data";
 const MIB: u64 = 1 << 20;
 /// The longest `batch_wait_ms` a destination may have.
 const MAX_BATCH_WAIT_MS: u64 = 10_000;
+/// The longest `hold_quiet_ms` a destination may have.
+const MAX_HOLD_QUIET_MS: u64 = 10_000;
+/// The longest `hold_max_ms` a destination may have.
+const MAX_HOLD_MS: u64 = 600_000;
 
 /// The configuration file as written. Every key is optional; unknown keys are refused.
 #[derive(Debug, Clone, Default, Deserialize, PartialEq)]
@@ -189,6 +193,15 @@ pub struct RawDestination {
     /// Milliseconds to wait for more instances before delivering a batch that is not full.
     /// Default 50; at most 10000.
     pub batch_wait_ms: Option<u64>,
+    /// While instances for this destination keep arriving, deliveries wait; a gap this long
+    /// in the arrivals ends the wait. Default 200; 0 delivers while instances arrive; at most
+    /// 10000.
+    pub hold_quiet_ms: Option<u64>,
+    /// The longest such a wait lasts. Default 10000; at most 600000.
+    pub hold_max_ms: Option<u64>,
+    /// No such wait while the spool holds this many bytes (nor a quarter of its limit).
+    /// Default 1 GiB.
+    pub hold_max_bytes: Option<u64>,
     /// Attempts before an instance is dead-lettered. Default 20.
     pub retry_max_attempts: Option<u32>,
     /// A profile for this destination instead of the route's.
@@ -403,6 +416,7 @@ impl RawConfig {
                     positive(d.batch_max_count.map(|v| v as u64)),
                 ),
                 ("batch_max_bytes", positive(d.batch_max_bytes)),
+                ("hold_max_bytes", positive(d.hold_max_bytes)),
                 ("concurrency", positive(d.concurrency.map(|v| v as u64))),
                 ("timeout_secs", positive(d.timeout_secs)),
                 (
@@ -414,11 +428,14 @@ impl RawConfig {
                     problem(&at(k), "must be at least 1".into());
                 }
             }
-            if d.batch_wait_ms.is_some_and(|v| v > MAX_BATCH_WAIT_MS) {
-                problem(
-                    &at("batch_wait_ms"),
-                    format!("must be at most {MAX_BATCH_WAIT_MS}"),
-                );
+            for (k, value, max) in [
+                ("batch_wait_ms", d.batch_wait_ms, MAX_BATCH_WAIT_MS),
+                ("hold_quiet_ms", d.hold_quiet_ms, MAX_HOLD_QUIET_MS),
+                ("hold_max_ms", d.hold_max_ms, MAX_HOLD_MS),
+            ] {
+                if value.is_some_and(|v| v > max) {
+                    problem(&at(k), format!("must be at most {max}"));
+                }
             }
             let stow_only = [
                 ("url", d.url.is_some()),
@@ -533,6 +550,14 @@ impl RawConfig {
                         dicom_deid_forward::DEFAULT_BATCH_WAIT,
                         Duration::from_millis,
                     ),
+                    hold: {
+                        let default = Hold::default();
+                        Hold {
+                            quiet: d.hold_quiet_ms.map_or(default.quiet, Duration::from_millis),
+                            max: d.hold_max_ms.map_or(default.max, Duration::from_millis),
+                            max_bytes: d.hold_max_bytes.unwrap_or(default.max_bytes),
+                        }
+                    },
                     retry_max_attempts: d.retry_max_attempts.unwrap_or(20),
                     profile,
                 });
@@ -712,6 +737,9 @@ impl RawDestination {
             batch_max_bytes: None,
             concurrency: None,
             batch_wait_ms: None,
+            hold_quiet_ms: None,
+            hold_max_ms: None,
+            hold_max_bytes: None,
             retry_max_attempts: None,
             profile: None,
         }
@@ -871,6 +899,8 @@ pub struct DestinationConfig {
     pub concurrency: usize,
     /// Wait for more instances before delivering a batch that is not full.
     pub batch_wait: Duration,
+    /// Deliveries give way to arriving instances, within bounds.
+    pub hold: Hold,
     /// Attempts before dead-lettering.
     pub retry_max_attempts: u32,
     /// Own profile, overriding the route's.
@@ -1201,6 +1231,7 @@ impl Config {
                 batch_max_bytes: d.batch_max_bytes,
                 concurrency: d.concurrency,
                 batch_wait: d.batch_wait,
+                hold: d.hold,
                 retry: RetryPolicy {
                     max_attempts: d.retry_max_attempts,
                     ..RetryPolicy::default()

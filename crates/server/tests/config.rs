@@ -107,6 +107,48 @@ fn a_destinations_batch_wait_is_read_defaulted_and_bounded() {
 }
 
 #[test]
+fn a_destinations_hold_is_read_defaulted_and_bounded() {
+    use dicom_deid_forward::Hold;
+    use std::time::Duration;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("gw.toml");
+    let folder = |extra: &str| {
+        format!("[[destinations]]\nname = \"d\"\nkind = \"folder\"\ndir = \"out\"\n{extra}")
+    };
+    let read = |text: String| {
+        std::fs::write(&file, text).unwrap();
+        RawConfig::from_file(&file)
+            .unwrap()
+            .validate(Some(&file))
+            .unwrap()
+            .destinations[0]
+            .hold
+    };
+    assert_eq!(read(folder("")), Hold::default());
+    assert_eq!(
+        read(folder(
+            "hold_quiet_ms = 500\nhold_max_ms = 60000\nhold_max_bytes = 1048576\n"
+        )),
+        Hold {
+            quiet: Duration::from_millis(500),
+            max: Duration::from_secs(60),
+            max_bytes: 1 << 20,
+        }
+    );
+    assert_eq!(read(folder("hold_quiet_ms = 0\n")).quiet, Duration::ZERO);
+    let text = refused(&folder(
+        "hold_quiet_ms = 10001\nhold_max_ms = 600001\nhold_max_bytes = 0\n",
+    ));
+    for expected in [
+        ": destinations[0].hold_quiet_ms: must be at most 10000",
+        ": destinations[0].hold_max_ms: must be at most 600000",
+        ": destinations[0].hold_max_bytes: must be at least 1",
+    ] {
+        assert!(text.contains(expected), "{expected} in {text}");
+    }
+}
+
+#[test]
 fn a_stow_destination_reads_its_token_from_a_file() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("token"), "t0ken\n").unwrap();
