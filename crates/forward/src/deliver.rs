@@ -47,14 +47,14 @@ impl Wake {
 
 /// Whether a destination's loop holds its next lease back ([`Hold`]), and for how long before
 /// it looks again. `held_since` is when the current hold began (`None`: not holding); it is
-/// updated here. `spool_bytes` and `spool_max` are the spool's use and limit.
+/// updated here. `spool_use` gives the spool's bytes and limit (asked only while instances
+/// arrive).
 pub(crate) fn hold_for(
     hold: &Hold,
     now: Instant,
     last_arrival: Option<Instant>,
     held_since: &mut Option<Instant>,
-    spool_bytes: u64,
-    spool_max: u64,
+    spool_use: impl FnOnce() -> (u64, u64),
 ) -> Option<Duration> {
     let since_arrival = now.saturating_duration_since(last_arrival?);
     if hold.quiet.is_zero() || since_arrival >= hold.quiet {
@@ -62,6 +62,7 @@ pub(crate) fn hold_for(
         *held_since = None;
         return None;
     }
+    let (spool_bytes, spool_max) = spool_use();
     if spool_bytes >= hold.max_bytes.min(spool_max / 4) {
         return None;
     }
@@ -115,7 +116,6 @@ impl Shared {
         if hold.quiet.is_zero() {
             return None;
         }
-        let depth = self.spool.depth();
         hold_for(
             hold,
             Instant::now(),
@@ -124,8 +124,10 @@ impl Shared {
                 .held_since
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner),
-            depth.bytes + depth.writing_bytes,
-            depth.max_bytes,
+            || {
+                let depth = self.spool.depth();
+                (depth.bytes + depth.writing_bytes, depth.max_bytes)
+            },
         )
     }
 
@@ -172,22 +174,15 @@ pub(crate) async fn run_destination(shared: Arc<Shared>, mut stop: watch::Receiv
             () = stopped(&mut stop) => break,
             permit = slots.clone().acquire_owned() => permit.expect("the semaphore is never closed"),
         };
-        if let Some(until) = shared.not_before().filter(|t| *t > Instant::now()) {
+        // Backing off, or instances are arriving: lease nothing yet (a hold gives way to them,
+        // within its bounds; see `Hold`).
+        let backoff = shared.not_before().filter(|t| *t > Instant::now());
+        if let Some(until) = backoff.or_else(|| shared.hold().map(|wait| Instant::now() + wait)) {
             drop(permit);
             tokio::select! {
                 biased;
                 () = stopped(&mut stop) => break,
                 () = tokio::time::sleep_until(until) => {}
-            }
-            continue;
-        }
-        if let Some(wait) = shared.hold() {
-            // Instances are arriving: give way to them (bounded; see `Hold`).
-            drop(permit);
-            tokio::select! {
-                biased;
-                () = stopped(&mut stop) => break,
-                () = tokio::time::sleep(wait) => {}
             }
             continue;
         }
@@ -800,14 +795,9 @@ mod tests {
         arrived: Option<Duration>,
         bytes: u64,
     ) -> Option<Duration> {
-        hold_for(
-            hold,
-            t0 + at,
-            arrived.map(|a| t0 + a),
-            held_since,
-            bytes,
-            8 * GIB,
-        )
+        hold_for(hold, t0 + at, arrived.map(|a| t0 + a), held_since, || {
+            (bytes, 8 * GIB)
+        })
     }
 
     #[test]
@@ -861,13 +851,15 @@ mod tests {
             decide(&hold, &mut since, t0, 3500 * MS, Some(3450 * MS), GIB),
             None
         );
-        let small = hold_for(&hold, t0, Some(t0), &mut None, 100 << 20, 400 << 20);
+        let small = hold_for(&hold, t0, Some(t0), &mut None, || (100 << 20, 400 << 20));
         assert_eq!(small, None, "a quarter of a 400 MiB spool");
-        let below = hold_for(&hold, t0, Some(t0), &mut None, (100 << 20) - 1, 400 << 20);
+        let below = hold_for(&hold, t0, Some(t0), &mut None, || {
+            ((100 << 20) - 1, 400 << 20)
+        });
         assert_eq!(below, Some(200 * MS));
         // A quiet time of zero never holds.
         assert_eq!(
-            hold_for(&Hold::NONE, t0, Some(t0), &mut None, 0, 8 * GIB),
+            hold_for(&Hold::NONE, t0, Some(t0), &mut None, || (0, 8 * GIB)),
             None
         );
     }

@@ -592,39 +592,28 @@ async fn deliveries_give_way_to_arriving_instances_within_bounds() {
     running.stop().await;
     assert_eq!(env.metric(|m| &m.delivered), 60);
 
-    // No hold once the spool holds `max_bytes`: delivered while arriving from the start.
-    seen.lock().unwrap().clear();
-    let env = Env::new();
-    dest.hold = Hold {
+    // No hold once the spool holds `max_bytes`, nor with a quiet time of zero: delivered while
+    // arriving from the start.
+    let over_the_bound = Hold {
         max_bytes: 1,
         ..Hold::default()
     };
-    let running = env.start(vec![dest.clone()]);
-    put_and_notify(&env, &running, 0..1);
-    for i in 1..10 {
-        tokio::time::sleep(Duration::from_millis(50)).await;
-        put_and_notify(&env, &running, i..i + 1);
+    for hold in [over_the_bound, Hold::NONE] {
+        seen.lock().unwrap().clear();
+        let env = Env::new();
+        dest.hold = hold;
+        let running = env.start(vec![dest.clone()]);
+        put_and_notify(&env, &running, 0..1);
+        for i in 1..10 {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            put_and_notify(&env, &running, i..i + 1);
+        }
+        assert!(
+            requests() > 0,
+            "nothing delivered while arriving with {hold:?}"
+        );
+        env.drained("pacs").await;
+        running.stop().await;
+        assert_eq!(env.metric(|m| &m.delivered), 10);
     }
-    assert!(
-        requests() > 0,
-        "nothing delivered while the spool was over the bound"
-    );
-    env.drained("pacs").await;
-    running.stop().await;
-    assert_eq!(env.metric(|m| &m.delivered), 10);
-
-    // No hold at all with a quiet time of zero.
-    seen.lock().unwrap().clear();
-    let env = Env::new();
-    dest.hold = Hold::NONE;
-    let running = env.start(vec![dest]);
-    put_and_notify(&env, &running, 0..1);
-    for i in 1..10 {
-        tokio::time::sleep(Duration::from_millis(50)).await;
-        put_and_notify(&env, &running, i..i + 1);
-    }
-    assert!(requests() > 0, "nothing delivered without a hold");
-    env.drained("pacs").await;
-    running.stop().await;
-    assert_eq!(env.metric(|m| &m.delivered), 10);
 }

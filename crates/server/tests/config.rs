@@ -2,7 +2,7 @@
 
 mod common;
 
-use dicom_deid_server::config::{RawConfig, DEFAULT_LISTEN};
+use dicom_deid_server::config::{DestinationConfig, RawConfig, DEFAULT_LISTEN};
 
 fn refused(text: &str) -> String {
     let dir = tempfile::tempdir().unwrap();
@@ -74,22 +74,26 @@ fn invalid_values_are_refused_with_file_key_and_reason() {
     );
 }
 
-#[test]
-fn a_destinations_batch_wait_is_read_defaulted_and_bounded() {
+/// A config with one folder destination `d` and `extra` lines in its table.
+fn folder(extra: &str) -> String {
+    format!("[[destinations]]\nname = \"d\"\nkind = \"folder\"\ndir = \"out\"\n{extra}")
+}
+
+/// The destination of a valid config `text` with one destination.
+fn read_destination(text: String) -> DestinationConfig {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("gw.toml");
-    let folder = |extra: &str| {
-        format!("[[destinations]]\nname = \"d\"\nkind = \"folder\"\ndir = \"out\"\n{extra}")
-    };
-    let read = |text: String| {
-        std::fs::write(&file, text).unwrap();
-        RawConfig::from_file(&file)
-            .unwrap()
-            .validate(Some(&file))
-            .unwrap()
-            .destinations[0]
-            .batch_wait
-    };
+    std::fs::write(&file, text).unwrap();
+    let mut config = RawConfig::from_file(&file)
+        .unwrap()
+        .validate(Some(&file))
+        .unwrap();
+    config.destinations.remove(0)
+}
+
+#[test]
+fn a_destinations_batch_wait_is_read_defaulted_and_bounded() {
+    let read = |text: String| read_destination(text).batch_wait;
     assert_eq!(read(folder("")), dicom_deid_forward::DEFAULT_BATCH_WAIT);
     assert_eq!(
         read(folder("batch_wait_ms = 0\n")),
@@ -110,20 +114,7 @@ fn a_destinations_batch_wait_is_read_defaulted_and_bounded() {
 fn a_destinations_hold_is_read_defaulted_and_bounded() {
     use dicom_deid_forward::Hold;
     use std::time::Duration;
-    let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("gw.toml");
-    let folder = |extra: &str| {
-        format!("[[destinations]]\nname = \"d\"\nkind = \"folder\"\ndir = \"out\"\n{extra}")
-    };
-    let read = |text: String| {
-        std::fs::write(&file, text).unwrap();
-        RawConfig::from_file(&file)
-            .unwrap()
-            .validate(Some(&file))
-            .unwrap()
-            .destinations[0]
-            .hold
-    };
+    let read = |text: String| read_destination(text).hold;
     assert_eq!(read(folder("")), Hold::default());
     assert_eq!(
         read(folder(
