@@ -13,7 +13,7 @@
 //!   whole path agrees.
 
 use dicom_deid_engine::{Engine, Key, PixelReport, Profile, Report};
-use dicom_deid_wire::testing::{dataset, text};
+use dicom_deid_wire::testing::{dataset, mono8_pixel_module, text};
 use dicom_deid_wire::{
     find_pixel_data, read_file, tags, write_file, Element, FileMetaOut, Limits, PixelDataAt,
     PixelDataHeader, PixelDataScan, Syntax, Value, Vr,
@@ -223,15 +223,7 @@ fn corpus_through_the_head_path() {
 /// `extra` elements added or put in place of its own.
 fn instance(syntax: &str, extra: Vec<Element<'static>>, pixels: Vec<u8>) -> Vec<u8> {
     let s = Syntax::from_uid(syntax).unwrap();
-    let us = |tag, v: u16| {
-        let b = if s.big_endian {
-            v.to_be_bytes()
-        } else {
-            v.to_le_bytes()
-        };
-        Element::new(tag, Vr::US, b.to_vec())
-    };
-    let elements = vec![
+    let mut elements = vec![
         text(0x0008_0016, Vr::UI, "1.2.840.10008.5.1.4.1.1.4"),
         text(0x0008_0018, Vr::UI, "1.2.3.4.5.6.7.8"),
         text(0x0008_0060, Vr::CS, "MR"),
@@ -239,16 +231,9 @@ fn instance(syntax: &str, extra: Vec<Element<'static>>, pixels: Vec<u8>) -> Vec<
         text(0x0010_0020, Vr::LO, "PID-0001"),
         text(0x0020_000D, Vr::UI, "1.2.3.4.5"),
         text(0x0020_000E, Vr::UI, "1.2.3.4.5.6"),
-        us(0x0028_0002, 1),
-        text(0x0028_0004, Vr::CS, "MONOCHROME2"),
-        us(0x0028_0010, 4),
-        us(0x0028_0011, 4),
-        us(0x0028_0100, 8),
-        us(0x0028_0101, 8),
-        us(0x0028_0102, 7),
-        us(0x0028_0103, 0),
         Element::new(tags::PIXEL_DATA, Vr::OB, pixels),
     ];
+    elements.extend(mono8_pixel_module(4, 4, s.big_endian));
     let mut ds = dataset(elements);
     for e in extra {
         ds.put(e);

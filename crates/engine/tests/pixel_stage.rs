@@ -7,7 +7,7 @@ use std::sync::Arc;
 use dicom_deid_engine::{Engine, Key, PixelReport, Profile, Rejection};
 use dicom_deid_pixel::detect::{Detector, Image, Rect, TextBox};
 use dicom_deid_pixel::detectors::Detectors;
-use dicom_deid_wire::testing::{dataset, text};
+use dicom_deid_wire::testing::{dataset, mono8_pixel_module, text};
 use dicom_deid_wire::{read_file, write_file, Element, FileMetaOut, Limits, Syntax, Value, Vr};
 
 const W: u16 = 40;
@@ -34,7 +34,6 @@ fn image_of_class(class: &str, modality: &str, burned_in: Option<&str>, syntax: 
     for (i, v) in px.iter_mut().enumerate().skip(600) {
         *v = (i % 97) as u8; // "anatomy"
     }
-    let us = |tag, v: u16| Element::new(tag, Vr::US, v.to_le_bytes().to_vec());
     let mut elements = vec![
         text(0x0008_0016, Vr::UI, class),
         text(0x0008_0018, Vr::UI, "1.2.3.4.5.6.7.8"),
@@ -43,16 +42,9 @@ fn image_of_class(class: &str, modality: &str, burned_in: Option<&str>, syntax: 
         text(0x0010_0010, Vr::PN, "Doe^Jane"),
         text(0x0020_000D, Vr::UI, "1.2.3.4.5"),
         text(0x0020_000E, Vr::UI, "1.2.3.4.5.6"),
-        us(0x0028_0002, 1),
-        text(0x0028_0004, Vr::CS, "MONOCHROME2"),
-        us(0x0028_0010, H),
-        us(0x0028_0011, W),
-        us(0x0028_0100, 8),
-        us(0x0028_0101, 8),
-        us(0x0028_0102, 7),
-        us(0x0028_0103, 0),
         Element::new(0x7FE0_0010, Vr::OB, px),
     ];
+    elements.extend(mono8_pixel_module(H, W, false));
     if let Some(b) = burned_in {
         elements.push(text(0x0028_0301, Vr::CS, b));
     }

@@ -617,7 +617,7 @@ async fn an_instance_without_a_study_uid_is_refused_not_stored() {
 
 #[tokio::test]
 async fn masked_regions_are_counted_in_the_audit() {
-    use dicom_deid_wire::testing::{dataset, text};
+    use dicom_deid_wire::testing::{dataset, mono8_pixel_module, text};
     use dicom_deid_wire::{write_file, Element, FileMetaOut, Syntax, Vr};
     let dir = tempfile::tempdir().unwrap();
     // A profile whose region rule blanks one rectangle of every OT image (detection off, so
@@ -664,24 +664,17 @@ rects = [[0, 0, 2, 2]]
         ..raw
     };
     let gw = gateway(&raw);
-    let us = |tag: u32, v: u16| Element::new(tag, Vr::US, v.to_le_bytes().to_vec());
-    let ds = dataset(vec![
+    let mut elements = vec![
         text(0x0008_0016, Vr::UI, "1.2.840.10008.5.1.4.1.1.7"),
         text(0x0008_0018, Vr::UI, "1.2.3.4.5.6.7.42"),
         text(0x0008_0060, Vr::CS, "OT"),
         text(0x0010_0010, Vr::PN, "Doe^Jane"),
         text(0x0020_000D, Vr::UI, STUDY),
         text(0x0020_000E, Vr::UI, "1.2.3.4.5.6"),
-        us(0x0028_0002, 1),
-        text(0x0028_0004, Vr::CS, "MONOCHROME2"),
-        us(0x0028_0010, 4),
-        us(0x0028_0011, 4),
-        us(0x0028_0100, 8),
-        us(0x0028_0101, 8),
-        us(0x0028_0102, 7),
-        us(0x0028_0103, 0),
         Element::new(0x7FE0_0010, Vr::OB, vec![200u8; 16]),
-    ]);
+    ];
+    elements.extend(mono8_pixel_module(4, 4, false));
+    let ds = dataset(elements);
     let meta = FileMetaOut::for_dataset(&ds, "1.2.840.10008.1.2.1", "1.2.3", "TEST");
     let mut file = Vec::new();
     write_file(&mut file, &meta, &ds, Syntax::EXPLICIT_LE).unwrap();

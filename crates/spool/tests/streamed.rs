@@ -8,7 +8,7 @@
 
 use std::path::Path;
 
-use dicom_deid_spool::{Spool, SpoolConfig, SpoolError};
+use dicom_deid_spool::{EntryId, Spool, SpoolConfig, SpoolError};
 
 fn open(root: &Path) -> Spool {
     Spool::open(root, SpoolConfig { max_bytes: 1 << 30 }).unwrap()
@@ -33,6 +33,13 @@ fn queued(spool: &Spool) -> Vec<(String, String, Vec<u8>)> {
             )
         })
         .collect()
+}
+
+/// Streams `body` whole into a new entry of "dest" (group "g") and commits it.
+fn stream(spool: &Spool, meta: &[u8], body: &[u8]) -> EntryId {
+    let mut pending = spool.begin("dest", "g", meta, body.len() as u64).unwrap();
+    pending.write(body).unwrap();
+    pending.commit(|_| {}).unwrap()
 }
 
 /// Copies the spool's files (all but its lock) to `to`.
@@ -167,12 +174,7 @@ fn a_stream_cut_at_the_end_of_the_segment_is_cut_off_and_puts_go_on() {
 fn a_torn_trailer_is_not_an_entry_and_what_follows_is_kept() {
     let dir = tempfile::tempdir().unwrap();
     let spool = open(dir.path());
-    let body = data(11, 10_000);
-    let mut pending = spool
-        .begin("dest", "g", b"torn", body.len() as u64)
-        .unwrap();
-    pending.write(&body).unwrap();
-    pending.commit(|_| {}).unwrap();
+    stream(&spool, b"torn", &data(11, 10_000));
     spool.put("dest", "g", b"after", &data(12, 100)).unwrap();
     drop(spool);
 
@@ -240,11 +242,7 @@ fn a_dead_lettered_streamed_entry_becomes_an_entry_file() {
     let dir = tempfile::tempdir().unwrap();
     let spool = open(dir.path());
     let body = data(13, 7000);
-    let mut pending = spool
-        .begin("dest", "g", b"dead", body.len() as u64)
-        .unwrap();
-    pending.write(&body).unwrap();
-    let id = pending.commit(|_| {}).unwrap();
+    let id = stream(&spool, b"dead", &body);
     let lease = spool.lease("dest", 1, u64::MAX).unwrap().pop().unwrap();
     lease.dead_letter("refused by the destination").unwrap();
     let file = std::fs::read(

@@ -23,6 +23,30 @@ pub fn dataset(elements: Vec<Element<'static>>) -> DataSet<'static> {
     ds
 }
 
+/// The Image Pixel attributes of a `rows` × `cols` single-sample MONOCHROME2 image of unsigned
+/// 8-bit pixels, their US values in big-endian byte order when `big_endian` (Pixel Data not
+/// included).
+pub fn mono8_pixel_module(rows: u16, cols: u16, big_endian: bool) -> Vec<Element<'static>> {
+    let us = |tag, v: u16| {
+        let b = if big_endian {
+            v.to_be_bytes()
+        } else {
+            v.to_le_bytes()
+        };
+        Element::new(tag, Vr::US, b.to_vec())
+    };
+    vec![
+        us(0x0028_0002, 1),
+        text(0x0028_0004, Vr::CS, "MONOCHROME2"),
+        us(0x0028_0010, rows),
+        us(0x0028_0011, cols),
+        us(0x0028_0100, 8),
+        us(0x0028_0101, 8),
+        us(0x0028_0102, 7),
+        us(0x0028_0103, 0),
+    ]
+}
+
 /// A small CT-like Part 10 file (explicit VR little endian, 2×2 16-bit pixels).
 pub fn minimal_file() -> Vec<u8> {
     let ds = dataset(vec![
